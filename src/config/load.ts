@@ -1,0 +1,97 @@
+// Reading, validating and resolving a configuration.
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import type { z } from 'zod';
+import { hashPassword } from '../auth/password.js';
+import { type Config, configSchema } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+const formatPath = (path: PropertyKey[]) => path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+
+export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    if (i.code === 'unrecognized_keys') {
+      return i.keys.map((k) => `${formatPath([...i.path, k])}: unknown key`).join('\n');
+    }
+    return `${formatPath(i.path) || '(top level)'}: ${i.message}`;
+  });
+}
+
+export function validateConfig(raw: unknown): Config {
+  const r = configSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues));
+  return r.data;
+}
+
+/** Relative paths in a file are relative to that file, as people expect. */
+function resolvePaths(cfg: Config, baseDir: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  cfg.server.data_dir = abs(cfg.server.data_dir);
+  if (cfg.server.tls_cert) cfg.server.tls_cert = abs(cfg.server.tls_cert);
+  if (cfg.server.tls_key) cfg.server.tls_key = abs(cfg.server.tls_key);
+  for (const ca of Object.values(cfg.cas)) if (ca.dir) ca.dir = abs(ca.dir);
+  for (const label of Object.values(cfg.labels)) label.client_trust = label.client_trust.map(abs);
+  return cfg;
+}
+
+export async function loadConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${path}: ${(e as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (e) {
+    throw new ConfigError([`${path}: not valid TOML: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  return resolvePaths(validateConfig(raw), dirname(resolve(path)));
+}
+
+export const DEV_USER = 'estuser';
+export const DEV_PASSWORD = 'estpwd';
+
+/**
+ * The embedded default: the tutorial's libest test server, done properly.
+ * One root CA issuing on the unlabelled path, Basic estuser/estpwd (the dev
+ * credentials, hashed at start like any other) or a client certificate.
+ */
+export async function embeddedConfig(): Promise<Config> {
+  return resolvePaths(
+    validateConfig({
+      server: { workers: 'auto' },
+      cas: { root: { create: 'root', subject: '/O=est-gateway/CN=est-gateway root CA', days: 7300, key: 'p256' } },
+      users: { [DEV_USER]: { password_hash: await hashPassword(DEV_PASSWORD) } },
+      labels: { default: { ca: 'root' } },
+    }),
+    process.cwd(),
+  );
+}
+
+export interface Overrides {
+  listen?: string;
+  dataDir?: string;
+  certDays?: number;
+  workers?: number | 'auto';
+  redisUrl?: string;
+}
+
+/** Command-line flags and environment win over the file; validated again. */
+export function applyOverrides(cfg: Config, o: Overrides): Config {
+  const next = structuredClone(cfg);
+  if (o.listen !== undefined) next.server.listen = o.listen;
+  if (o.dataDir !== undefined) next.server.data_dir = resolve(o.dataDir);
+  if (o.workers !== undefined) next.server.workers = o.workers;
+  if (o.certDays !== undefined) for (const l of Object.values(next.labels)) l.cert_days = o.certDays;
+  if (o.redisUrl !== undefined) next.redis.url = o.redisUrl;
+  return validateConfig(next);
+}
