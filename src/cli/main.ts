@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// The `estgw` command.
+import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { hashPassword } from '../auth/password.js';
+import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../config/load.js';
+import { serve, serveWorker } from '../server/serve.js';
+
+const USAGE = `usage: estgw <command> [options]
+
+Gateway:
+  serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--cert-days N] [--workers N|auto]
+        Without --config: the embedded development defaults (the tutorial's libest test server).
+        Environment: ESTGW_LISTEN, ESTGW_DATA_DIR, REDIS_URL.
+  check-config FILE          validate a configuration file without starting
+  passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]
+
+  help | version
+`;
+
+class UsageError extends Error {}
+
+function fail(msg: string, code = 2): number {
+  process.stderr.write(`estgw: ${msg}\n`);
+  return code;
+}
+
+async function cmdServe(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' },
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'cert-days': { type: 'string' },
+      workers: { type: 'string' },
+    },
+    strict: true,
+  });
+  const base = values.config ? await loadConfigFile(values.config) : await embeddedConfig();
+  const certDays = values['cert-days'] === undefined ? undefined : Number(values['cert-days']);
+  if (certDays !== undefined && !(Number.isInteger(certDays) && certDays > 0)) throw new UsageError('--cert-days takes a positive whole number');
+  const workersArg = values.workers;
+  const workers = workersArg === undefined ? undefined : workersArg === 'auto' ? ('auto' as const) : Number(workersArg);
+  const listen = values.listen ?? process.env.ESTGW_LISTEN;
+  const dataDir = values['data-dir'] ?? process.env.ESTGW_DATA_DIR;
+  const cfg = applyOverrides(base, {
+    ...(listen ? { listen } : {}),
+    ...(dataDir ? { dataDir } : {}),
+    ...(certDays !== undefined ? { certDays } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+    ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+  });
+  await serve(cfg, { devCredentials: !values.config });
+  return -1; // keeps running
+}
+
+async function cmdCheckConfig(argv: string[]): Promise<number> {
+  const file = argv[0];
+  if (!file || argv.length > 1) throw new UsageError('check-config takes one FILE');
+  const cfg = await loadConfigFile(file);
+  process.stdout.write(`${file}: OK (${Object.keys(cfg.labels).length} label(s), ${Object.keys(cfg.cas).length} CA(s), ${Object.keys(cfg.users).length} user(s))\n`);
+  return 0;
+}
+
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const text = readFileSync(0, 'utf8');
+    return text.replace(/\r?\n$/, '');
+  }
+  const { createInterface } = await import('node:readline');
+  const ask = (q: string) =>
+    new Promise<string>((resolve) => {
+      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+      // keep the password off the screen
+      (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+        if (s.startsWith(q)) process.stderr.write(q);
+      };
+      rl.question(q, (a) => {
+        rl.close();
+        process.stderr.write('\n');
+        resolve(a);
+      });
+    });
+  const a = await ask('password: ');
+  const b = await ask('again: ');
+  if (a !== b) throw new UsageError('passwords do not match');
+  return a;
+}
+
+async function cmdPasswd(argv: string[]): Promise<number> {
+  if (argv.length) throw new UsageError('passwd takes no arguments; it reads the password from stdin or a prompt');
+  const pw = await readPassword();
+  if (pw.length === 0) throw new UsageError('empty password');
+  process.stdout.write(`${await hashPassword(pw)}\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        return await cmdServe(rest);
+      case 'check-config':
+        return await cmdCheckConfig(rest);
+      case 'passwd':
+        return await cmdPasswd(rest);
+      case 'version':
+      case '--version':
+        process.stdout.write(`${JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version}\n`);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        return fail(`unknown command "${cmd}"\n${USAGE}`);
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(`invalid configuration:\n  ${e.problems.join('\n  ')}`, 1);
+    if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) return fail((e as Error).message);
+    return fail((e as Error).message ?? String(e), 1);
+  }
+}
+
+const run = cluster.isWorker ? serveWorker().then(() => -1) : main(process.argv.slice(2));
+run.then((code) => {
+  if (code >= 0) process.exitCode = code;
+});

@@ -1,0 +1,69 @@
+// Brings every configured CA into existence (first start) or loads it.
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { fromPemAll } from '../est/base64.js';
+import { type GeneralName, parseNameString } from '../est/name.js';
+import {
+  type CaMaterial, type ServerTls, CaLoadError, caExists, createRootCa, createSubordinateCa, ensureServerTls, loadCa,
+} from './ca.js';
+import type { KeySpec } from './keys.js';
+
+export const caDir = (cfg: Config, name: string): string => cfg.cas[name]?.dir ?? join(cfg.server.data_dir, 'ca', name);
+
+export interface Pki {
+  cas: Map<string, CaMaterial>;
+  tls: ServerTls;
+  /** CAs created by this call (first start). */
+  created: string[];
+}
+
+/** Parents before children, so a subordinate's parent exists when it is created. */
+function creationOrder(cfg: Config): string[] {
+  const order: string[] = [];
+  const visit = (name: string, path: string[]) => {
+    if (order.includes(name)) return;
+    if (path.includes(name)) throw new CaLoadError(`CA parent loop: ${[...path, name].join(' -> ')}`);
+    const parent = cfg.cas[name]?.create === 'subordinate' ? cfg.cas[name]?.parent : undefined;
+    if (parent) visit(parent, [...path, name]);
+    order.push(name);
+  };
+  for (const name of Object.keys(cfg.cas)) visit(name, []);
+  return order;
+}
+
+export async function preparePki(cfg: Config, opts: { create: boolean }): Promise<Pki> {
+  const cas = new Map<string, CaMaterial>();
+  const created: string[] = [];
+  for (const name of creationOrder(cfg)) {
+    const c = cfg.cas[name]!;
+    const dir = caDir(cfg, name);
+    if (await caExists(dir)) {
+      cas.set(name, await loadCa(name, dir));
+      continue;
+    }
+    if (!opts.create || c.create === 'none') throw new CaLoadError(`CA "${name}": no ca.cert.pem in ${dir}`);
+    const o = {
+      subject: parseNameString(c.subject),
+      keySpec: c.key as KeySpec,
+      days: c.days,
+      ...(c.path_len === undefined ? {} : { pathLen: c.path_len }),
+    };
+    cas.set(name, c.create === 'root' ? await createRootCa(name, dir, o) : await createSubordinateCa(name, dir, cas.get(c.parent!)!, o));
+    created.push(name);
+  }
+  let tls: ServerTls;
+  if (cfg.server.tls_cert && cfg.server.tls_key) {
+    const certChainPem = await readFile(cfg.server.tls_cert, 'utf8');
+    const keyPem = await readFile(cfg.server.tls_key, 'utf8');
+    const leaf = fromPemAll(certChainPem, 'CERTIFICATE')[0];
+    if (!leaf) throw new CaLoadError(`${cfg.server.tls_cert}: no certificate`);
+    tls = { certChainPem, keyPem, certDer: leaf };
+  } else {
+    const names: GeneralName[] | undefined = cfg.server.tls_names?.map((n) => ({ type: isIP(n) ? 'ip' : 'dns', value: n }));
+    tls = await ensureServerTls(join(cfg.server.data_dir, 'tls'), cas.get(cfg.server.tls_issuer)!, names ? { names } : {});
+  }
+  return { cas, tls, created };
+}
+

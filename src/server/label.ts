@@ -1,0 +1,30 @@
+// A CA label as the server runs it: its configuration, policy, issuer and trust.
+import type { LabelConfig } from '../config/schema.js';
+import { buildCsrAttrs } from '../est/csrattrs.js';
+import { encodeEstBase64 } from '../est/base64.js';
+import { OID } from '../est/oids.js';
+import type { Issuer } from '../issuer/issuer.js';
+import { LabelPolicy } from '../policy/policy.js';
+
+export interface Label {
+  /** `default` serves the unlabelled paths. */
+  name: string;
+  cfg: LabelConfig;
+  policy: LabelPolicy;
+  issuer: Issuer;
+  /** DER certificates a client certificate must chain to for this label: its CA chain and client_trust. */
+  clientAnchors: Buffer[];
+  /** DER of the CA certificates that issue on this label: simplereenroll needs one of them to have issued the client's certificate. */
+  issuingCas: Buffer[];
+  /** Precomputed csrattrs body (base64), or undefined for 204. */
+  csrAttrs: string | undefined;
+}
+
+export function csrAttrsBody(cfg: LabelConfig): string | undefined {
+  const oids = [...(cfg.require_pop ? [OID.challengePassword] : []), ...cfg.csr_attributes];
+  return oids.length ? encodeEstBase64(buildCsrAttrs(oids.map((oid) => ({ oid })))) : undefined;
+}
+
+export function makeLabel(name: string, cfg: LabelConfig, issuer: Issuer, clientAnchors: Buffer[], issuingCas: Buffer[]): Label {
+  return { name, cfg, policy: new LabelPolicy(name, cfg), issuer, clientAnchors, issuingCas, csrAttrs: csrAttrsBody(cfg) };
+}

@@ -1,0 +1,14 @@
+// RFC 7030 §4.2.1 + RFC 8951: base64 body -> PKCS#10, signature checked before anything else looks at it.
+import type { Context, Next } from 'koa';
+import { EstError } from '../../errors.js';
+import { decodeEstBase64 } from '../../est/base64.js';
+import { parseCsr, verifyCsr } from '../../est/csr.js';
+import type { EstState } from '../state.js';
+
+export async function decodeCsr(ctx: Context & { state: EstState }, next: Next): Promise<void> {
+  const der = decodeEstBase64(ctx.state.body ?? Buffer.alloc(0), 'PKCS#10 request body');
+  const csr = parseCsr(der);
+  if (!verifyCsr(csr)) throw new EstError('badSignature', 'PKCS#10 request signature does not verify');
+  ctx.state.csr = csr;
+  await next();
+}

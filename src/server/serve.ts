@@ -1,0 +1,132 @@
+// `estgw serve`: prepare the PKI once, then serve from one process or from a
+// node:cluster of workers sharing the port (both cores on the hot path).
+import cluster from 'node:cluster';
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { validateConfig } from '../config/load.js';
+import { CA_CERT_FILE } from '../pki/ca.js';
+import { caDir, preparePki } from '../pki/setup.js';
+import { type Logger, createLogger } from '../util/log.js';
+import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
+
+const WORKER_CONFIG_ENV = 'ESTGW_WORKER_CONFIG';
+
+export interface ServeOptions {
+  /** The embedded default runs with the tutorial's well-known credentials. */
+  devCredentials?: boolean;
+  /** Banner destination; the CLI prints to stderr so stdout stays machine-readable logs. */
+  print?: (line: string) => void;
+}
+
+export const workerCount = (cfg: Config): number => (cfg.server.workers === 'auto' ? availableParallelism() : cfg.server.workers);
+
+export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void> {
+  const logger = createLogger(cfg.log.level);
+  const print = opts.print ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const pki = await preparePki(cfg, { create: true });
+  const n = workerCount(cfg);
+
+  let stop: () => Promise<void>;
+  let port: number;
+  if (n <= 1) {
+    const gw = await startGateway(cfg, { logger, pki });
+    port = gw.port;
+    stop = () => gw.close();
+  } else {
+    ({ port, stop } = await startCluster(cfg, n, logger));
+  }
+
+  const root = pki.cas.get(cfg.server.tls_issuer) ?? [...pki.cas.values()][0]!;
+  const rootDer = root.chain.at(-1)!;
+  const fp = createHash('sha256').update(rootDer).digest('hex').toUpperCase().match(/../g)!.join(':');
+  const { host } = splitHostPort(cfg.server.listen);
+  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}/.well-known/est`;
+  for (const name of pki.created) print(`created CA "${name}" in ${caDir(cfg, name)}`);
+  print(`est-gateway: EST URL ${url}`);
+  for (const [name, l] of Object.entries(cfg.labels)) {
+    print(`  ${name === 'default' ? '(no label)' : `label ${name}`}: CA "${l.ca}" ${join(caDir(cfg, l.ca), CA_CERT_FILE)}, certificates valid ${l.cert_days} day(s)`);
+  }
+  print(`  root CA SHA-256 fingerprint: ${fp}`);
+  print(`  workers: ${n}, CA-chain cache: ${cfg.redis.url ? 'redis' : 'in-process'}`);
+  if (opts.devCredentials) {
+    print('');
+    print('  WARNING: development defaults: HTTP Basic user "estuser" with password "estpwd" is enabled,');
+    print('  WARNING: exactly as in the libest test server. Use `estgw serve --config FILE` with hashed');
+    print('  WARNING: passwords (`estgw passwd`) and client certificates for anything but a test bench.');
+  }
+  logger.info({ url, workers: n, rootFingerprint: fp }, 'listening');
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function startCluster(cfg: Config, n: number, logger: Logger): Promise<{ port: number; stop: () => Promise<void> }> {
+  let stopping = false;
+  const env = { [WORKER_CONFIG_ENV]: JSON.stringify(cfg) };
+  const fork = () => cluster.fork(env);
+  // with port 0 cluster hands every worker the same port, so any worker's address will do
+  const ports = await Promise.all(
+    Array.from({ length: n }, fork).map(
+      (w) =>
+        new Promise<number>((resolve, reject) => {
+          w.once('listening', (addr) => resolve(addr.port));
+          w.once('exit', (code) => reject(new Error(`worker exited with code ${code} before listening`)));
+        }),
+    ),
+  );
+  const port = ports[0]!;
+  let restarts = 0;
+  cluster.on('exit', (w, code, signal) => {
+    if (stopping) return;
+    logger.error({ worker: w.process.pid, code, signal }, 'worker died; starting a new one');
+    // a worker that dies at once, again and again, must not spin the CPU
+    setTimeout(fork, Math.min(30_000, 100 * 2 ** Math.min(restarts++, 8))).unref();
+  });
+  return {
+    port,
+    stop: async () => {
+      stopping = true;
+      const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+      await Promise.all(
+        alive.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              w!.once('exit', () => resolve());
+              w!.process.kill('SIGTERM');
+              setTimeout(() => w!.process.kill('SIGKILL'), 5000).unref();
+            }),
+        ),
+      );
+    },
+  };
+}
+
+/** A cluster worker: configuration from the primary, PKI loaded (never created) from disk. */
+export async function serveWorker(): Promise<void> {
+  const cfg = validateConfig(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}'));
+  const logger = createLogger(cfg.log.level);
+  let gw: RunningGateway | undefined;
+  try {
+    gw = await startGateway(cfg, { logger, pki: await preparePki(cfg, { create: false }) });
+  } catch (e) {
+    logger.fatal({ err: e }, 'worker failed to start');
+    process.exit(1);
+  }
+  const stop = () => {
+    gw!.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => {}); // the primary decides; Ctrl-C reaches the whole group
+}

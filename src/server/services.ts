@@ -1,0 +1,14 @@
+// Server-wide collaborators the middleware factories close over.
+import type { PasswordVerifier } from '../auth/password.js';
+import type { Logger } from '../util/log.js';
+import type { Label } from './label.js';
+
+export interface Services {
+  labels: Map<string, Label>;
+  passwords: PasswordVerifier;
+  realm: string;
+  bodyLimit: number;
+  logger: Logger;
+  /** Resolves /cacerts for a label (through the CA-chain cache). */
+  caChain(label: Label): Promise<Buffer[]>;
+}

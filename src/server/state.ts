@@ -1,0 +1,37 @@
+// What the middleware of one EST request hand to each other (ctx.state).
+import type { TLSSocket } from 'node:tls';
+import type { EstError } from '../errors.js';
+import type { Csr } from '../est/csr.js';
+import type { IssuedResult } from '../issuer/issuer.js';
+import type { Decision, Identity } from '../policy/policy.js';
+import type { Label } from './label.js';
+
+export type Operation = 'cacerts' | 'simpleenroll' | 'simplereenroll' | 'csrattrs' | 'serverkeygen' | 'fullcmc';
+
+export interface PeerCertificate {
+  der: Buffer;
+  /** DER of every certificate OpenSSL verified in the client's chain, leaf first. */
+  chain: Buffer[];
+  /** OpenSSL verified the chain against the union of all client trust anchors. */
+  verified: boolean;
+  verifyError?: string;
+  isRa: boolean;
+  subject: string;
+  cn: string;
+}
+
+export interface EstState {
+  op?: Operation;
+  label?: Label;
+  socket?: TLSSocket;
+  body?: Buffer;
+  identity?: Identity;
+  peer?: PeerCertificate;
+  csr?: Csr;
+  decision?: Decision;
+  issued?: IssuedResult;
+  /** Renewal with the same key (renew) or a new one (rekey), for the audit line. */
+  reenrollKind?: 'renew' | 'rekey';
+  error?: EstError;
+  internalError?: unknown;
+}
