@@ -13,11 +13,11 @@ for (const c of ' \t\r\n') CLASS[c.charCodeAt(0)] = 2;
  * is ignored, as RFC 8951 says.
  */
 export function decodeEstBase64(body: Uint8Array, what = 'body'): Buffer {
+  // Raw DER (some hand-rolled clients send it): SEQUENCE tag then a byte no base64 text has.
+  if (body[0] === 0x30 && body.length > 1 && CLASS[body[1]!] === 0 && body[1] !== 0x3d) return Buffer.from(body);
   let end = body.length;
   while (end > 0 && body[end - 1] === 0) end--;
   const start = 0;
-  // Raw DER (some hand-rolled clients send it): SEQUENCE tag then a byte no base64 text has.
-  if (body[0] === 0x30 && end > 1 && CLASS[body[1]!] === 0 && body[1] !== 0x3d) return Buffer.from(body.subarray(0, end));
   if (end - start >= 10 && body[0] === 0x2d /* '-' */) {
     const text = Buffer.from(body.subarray(0, end)).toString('latin1');
     const m = /^-----BEGIN ([A-Z0-9 #]+)-----\r?\n([\s\S]*?)-----END \1-----\s*$/.exec(text);
