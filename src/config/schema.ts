@@ -93,25 +93,25 @@ export const configSchema = z
         tls_min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version offered. libest\'s client needs TLSv1.2; tls-unique PoP exists only in TLS 1.2.'),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level; audit lines are at info.'),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     redis: z
       .object({
         url: z.string().optional().describe('Redis URL for the shared CA-chain cache (env REDIS_URL overrides). Unset: in-process cache.'),
         key_prefix: z.string().default('estgw:').describe('Prefix of every Redis key this gateway writes.'),
       })
       .strict()
-      .default({} as never),
-    cas: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'CA names use letters, digits, - and _'), caSchema).default({ root: {} as never }).describe('Local CAs by name.'),
+      .prefault({}),
+    cas: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'CA names use letters, digits, - and _'), caSchema).prefault({ root: {} }).describe('Local CAs by name.'),
     users: z.record(z.string().min(1), userSchema).default({}).describe('HTTP Basic users by name.'),
     labels: z
       .record(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'labels are URL path segments'), labelSchema)
-      .default({ default: {} as never })
+      .prefault({ default: {} })
       .describe('CA labels by name; `default` serves /.well-known/est/<op>, any other NAME serves /.well-known/est/NAME/<op>.'),
   })
   .strict()

@@ -1,0 +1,54 @@
+import test from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, embeddedConfig, loadConfigFile, validateConfig } from '../../src/config/load.js';
+
+const problems = (raw: unknown): string[] => {
+  try {
+    validateConfig(raw);
+    return [];
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+};
+
+test('an unknown key is named with its full path', (t) => {
+  t.deepEqual(problems({ labels: { default: { cert_dayz: 3 } } }), ['labels.default.cert_dayz: unknown key']);
+});
+
+test('a value of the wrong type is named with its path', (t) => {
+  const p = problems({ labels: { default: { cert_days: 'one' } } });
+  t.is(p.length, 1);
+  t.regex(p[0]!, /^labels\.default\.cert_days: /);
+});
+
+test('cross-references are checked: label CA, subordinate parent, label named like an operation', (t) => {
+  t.true(problems({ labels: { x: { ca: 'nope' } } }).some((p) => p.startsWith('labels.x.ca: no CA named "nope"')));
+  t.true(problems({ cas: { root: {}, sub: { create: 'subordinate' } } }).some((p) => p.startsWith('cas.sub.parent:')));
+  t.true(problems({ labels: { cacerts: {} } }).some((p) => p.startsWith('labels.cacerts:')));
+});
+
+test('a plain password in [users] is refused: only scrypt hashes are stored', (t) => {
+  t.true(problems({ users: { estuser: { password_hash: 'estpwd' } } }).some((p) => p.startsWith('users.estuser.password_hash:')));
+  t.true(problems({ users: { estuser: { password: 'estpwd' } } }).some((p) => p.includes('users.estuser.password: unknown key')));
+});
+
+test('the embedded default is valid and carries the tutorial credentials hashed', async (t) => {
+  const cfg = await embeddedConfig();
+  t.is(cfg.server.listen, '127.0.0.1:8085');
+  t.regex(cfg.users.estuser!.password_hash, /^\$scrypt\$/);
+  t.is(cfg.labels.default!.cert_days, 30);
+});
+
+test('a file with broken TOML or a bad key fails with the file and key named', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'estgw-cfg-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'a.toml'), '[server\nlisten = 1');
+  await t.throwsAsync(loadConfigFile(join(dir, 'a.toml')), { message: /not valid TOML/ });
+  await writeFile(join(dir, 'b.toml'), '[server]\nlisten = "nohost"\n');
+  await t.throwsAsync(loadConfigFile(join(dir, 'b.toml')), { message: /^server\.listen: must be HOST:PORT/ });
+  await writeFile(join(dir, 'c.toml'), '[server]\ndata_dir = "state"\n');
+  t.is((await loadConfigFile(join(dir, 'c.toml'))).server.data_dir, join(dir, 'state'));
+});
