@@ -70,8 +70,9 @@ export class LabelPolicy {
   }
 
   private grantsFor(identity: Identity): GrantConfig[] {
-    const who = identityString(identity);
-    return this.cfg.grants.filter((g) => (Array.isArray(g.identity) ? g.identity : [g.identity]).some((p) => matchesAny(who, [p], identity)));
+    // a client that showed a certificate and a password may use the grants of either
+    const names = [identityString(identity), ...(identity.user === undefined ? [] : [`user:${identity.user}`])];
+    return this.cfg.grants.filter((g) => (Array.isArray(g.identity) ? g.identity : [g.identity]).some((p) => names.some((n) => matchesAny(n, [p], identity))));
   }
 
   /**
