@@ -55,9 +55,9 @@ export function estDispatcher(s: Services) {
     if (!label || (parts.length === 2 && labelName === 'default')) throw new EstError('notFound', `unknown CA label "${labelName}"`);
     ctx.state.op = op as Operation;
     ctx.state.label = label;
+    ctx.state.socket = ctx.req.socket as EstState['socket'];
     const allowed = route.method === 'GET' ? ['GET', 'HEAD'] : ['POST'];
     if (!allowed.includes(ctx.method)) throw new EstError('methodNotAllowed', `${op} takes ${route.method}`, { allow: allowed });
-    ctx.state.socket = ctx.req.socket as EstState['socket'];
     await chains.get(op)!(ctx, next);
   };
 }
