@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPassword } from '../auth/password.js';
 import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../config/load.js';
+import { join } from 'node:path';
+import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
+import { caDir, preparePki } from '../pki/setup.js';
 import { serve, serveWorker } from '../server/serve.js';
 
 const USAGE = `usage: estgw <command> [options]
@@ -14,6 +17,8 @@ Gateway:
         Without --config: the embedded development defaults (the tutorial's libest test server).
         Environment: ESTGW_LISTEN, ESTGW_DATA_DIR, REDIS_URL.
   check-config FILE          validate a configuration file without starting
+  ca init [--config FILE] [--data-dir DIR]
+                             create the configured CAs (a standalone root by default) and exit
   passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]
 
   help | version
@@ -54,6 +59,29 @@ async function cmdServe(argv: string[]): Promise<number> {
   });
   await serve(cfg, { devCredentials: !values.config });
   return -1; // keeps running
+}
+
+async function loadForCommand(argv: string[]) {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } }, strict: true });
+  const base = values.config ? await loadConfigFile(values.config) : await embeddedConfig();
+  const dataDir = values['data-dir'] ?? process.env.ESTGW_DATA_DIR;
+  return applyOverrides(base, dataDir ? { dataDir } : {});
+}
+
+async function cmdCa(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'init') throw new UsageError('usage: estgw ca init [--config FILE] [--data-dir DIR]');
+  const cfg = await loadForCommand(rest);
+  const pki = await preparePki(cfg, { create: true });
+  for (const [name, ca] of pki.cas) {
+    const fp = sha256Fingerprint(ca.chain.at(-1)!);
+    process.stdout.write(
+      `${pki.created.includes(name) ? 'created' : 'exists '} CA "${name}" ${join(caDir(cfg, name), CA_CERT_FILE)}\n` +
+        `        subject ${ca.cert.subject.split('\n').join(', ')}, valid until ${new Date(ca.cert.validTo).toISOString()}\n` +
+        `        root SHA-256 ${fp}\n`,
+    );
+  }
+  return 0;
 }
 
 async function cmdCheckConfig(argv: string[]): Promise<number> {
@@ -103,6 +131,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'serve':
         return await cmdServe(rest);
+      case 'ca':
+        return await cmdCa(rest);
       case 'check-config':
         return await cmdCheckConfig(rest);
       case 'passwd':

@@ -1,6 +1,6 @@
 // CA material on disk: create a root or a subordinate, load and check one,
 // and the gateway's own TLS server certificate.
-import { X509Certificate, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -160,3 +160,7 @@ export async function ensureServerTls(dir: string, issuer: CaMaterial, o: { name
 }
 
 export const caSubject = (ca: CaMaterial) => formatName(ca.fields.subject);
+
+/** SHA-256 fingerprint as OpenSSL prints it (AB:CD:...), what people compare and pin. */
+export const sha256Fingerprint = (der: Buffer): string =>
+  createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');

@@ -1,12 +1,11 @@
 // `estgw serve`: prepare the PKI once, then serve from one process or from a
 // node:cluster of workers sharing the port (both cores on the hot path).
 import cluster from 'node:cluster';
-import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
-import { CA_CERT_FILE } from '../pki/ca.js';
+import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
@@ -40,7 +39,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
 
   const root = pki.cas.get(cfg.server.tls_issuer) ?? [...pki.cas.values()][0]!;
   const rootDer = root.chain.at(-1)!;
-  const fp = createHash('sha256').update(rootDer).digest('hex').toUpperCase().match(/../g)!.join(':');
+  const fp = sha256Fingerprint(rootDer);
   const { host } = splitHostPort(cfg.server.listen);
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}/.well-known/est`;
   for (const name of pki.created) print(`created CA "${name}" in ${caDir(cfg, name)}`);

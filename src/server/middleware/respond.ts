@@ -19,14 +19,16 @@ function send(ctx: Ctx, type: string, body: string | Buffer): void {
   ctx.set('Content-Transfer-Encoding', 'base64');
 }
 
-/** RFC 7030 §4.1.3; the chain body is encoded once per chain, not per request. */
+/** RFC 7030 §4.1.3; a label's chain body is encoded again only when the chain changes. */
 export function respondCaCerts(services: Services) {
-  const encoded = new WeakMap<Buffer[], string>();
+  const encoded = new Map<string, { chain: Buffer[]; body: string }>();
+  const same = (a: Buffer[], b: Buffer[]) => a.length === b.length && a.every((c, i) => c.equals(b[i]!));
   return async function respondCaCertsFor(ctx: Ctx): Promise<void> {
-    const chain = await services.caChain(ctx.state.label!);
-    let body = encoded.get(chain);
-    if (body === undefined) encoded.set(chain, (body = encodeEstBase64(buildCertsOnly(chain))));
-    send(ctx, 'application/pkcs7-mime', body);
+    const label = ctx.state.label!;
+    const chain = await services.caChain(label);
+    let hit = encoded.get(label.name);
+    if (!hit || !same(hit.chain, chain)) encoded.set(label.name, (hit = { chain, body: encodeEstBase64(buildCertsOnly(chain)) }));
+    send(ctx, 'application/pkcs7-mime', hit.body);
   };
 }
 
