@@ -1,0 +1,116 @@
+// Kills a private redis-server under traffic: CA chains keep being served from
+// memory, and once Redis is back the cache writes to it again.
+import test, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { CaChainService } from '../../src/cache/chain-service.js';
+import { MemoryCaChainCache } from '../../src/cache/memory-cache.js';
+import { RedisCaChainCache } from '../../src/cache/redis-cache.js';
+import { ResilientCaChainCache } from '../../src/cache/resilient-cache.js';
+import { captureLogger, der, eventually, uniquePrefix } from './helpers.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A throw-away redis-server on loopback, without persistence; stopped with the test at the latest. */
+async function startRedis(t: ExecutionContext, port: number): Promise<{ kill: () => Promise<void> }> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const exited = once(child, 'exit');
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  t.teardown(kill);
+  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  const ready = await eventually(() => probe.connect().then(() => true, () => false), 3_000);
+  probe.disconnect();
+  if (!ready) throw new Error(`redis-server on port ${port} did not start`);
+  return { kill };
+}
+
+test('serves from memory while Redis is down and shares through Redis again once it is back', async (t) => {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  const prefix = uniquePrefix();
+  const first = await startRedis(t, port);
+
+  const clock = { now: Date.now() };
+  const now = () => clock.now;
+  // Replica A fetches; replica B only ever reads what A put in Redis, and its own parent is down.
+  const logs = [captureLogger(), captureLogger()];
+  const [cacheA, cacheB] = logs.map(
+    ({ logger }) => new ResilientCaChainCache(new RedisCaChainCache({ url, keyPrefix: prefix }), new MemoryCaChainCache(), logger),
+  ) as [ResilientCaChainCache, ResilientCaChainCache];
+  const logged = (msg: string) => logs.map((l) => l.count(msg));
+  const a = new CaChainService(cacheA, { refreshAfterMs: 60_000, maxStaleMs: 3_600_000, now });
+  const b = new CaChainService(cacheB, { refreshAfterMs: 60_000, maxStaleMs: 3_600_000, now });
+  t.teardown(async () => {
+    await Promise.all([a.close(), b.close()]);
+    await Promise.all([cacheA.close(), cacheB.close()]);
+  });
+  let fetches = 0;
+  const chain = [der(1), der(2)];
+  a.register('ra', async () => {
+    fetches++;
+    return chain;
+  });
+  b.register('ra', async () => {
+    throw new Error('parent unreachable');
+  });
+
+  t.deepEqual(await a.get('ra'), chain);
+  t.deepEqual(await b.get('ra'), chain); // from Redis, and now also in B's memory
+
+  // Traffic on both replicas while Redis dies.
+  let answered = 0;
+  let slowest = 0;
+  let stop = false;
+  const traffic = (async () => {
+    for (let i = 0; i < 5_000 && !stop; i++) {
+      const started = Date.now();
+      t.deepEqual(await (i % 2 ? a : b).get('ra'), chain);
+      slowest = Math.max(slowest, Date.now() - started);
+      answered++;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  })();
+  await eventually(() => answered >= 20);
+  await first.kill();
+  const atOutage = answered;
+  const outageStart = Date.now();
+  // Long enough for reconnect attempts to fail under the traffic.
+  const outageOver = () => answered >= atOutage + 50 && Date.now() - outageStart >= 300;
+  await eventually(outageOver, 3_000);
+  stop = true;
+  await traffic;
+  t.true(outageOver(), 'traffic went on while Redis was down');
+  t.true(slowest < 250, `slowest get took ${slowest} ms`);
+  t.is(fetches, 1); // every answer came from the cache
+  t.deepEqual(logged('redis unavailable'), [1, 1]); // one warning per replica, however many requests failed over
+
+  // Redis comes back empty; once A has reconnected, its next refresh writes to it again.
+  await startRedis(t, port);
+  const direct = new Redis(port, '127.0.0.1');
+  t.teardown(() => direct.quit());
+  const shared = await eventually(async () => {
+    clock.now += 61_000; // each round makes the chain due for a refresh
+    t.deepEqual(await a.get('ra'), chain);
+    t.deepEqual(await b.get('ra'), chain);
+    return (await direct.get(`${prefix}cacerts:ra`)) !== null;
+  }, 5_000);
+  t.true(shared, 'the chain reached the restarted Redis');
+  const stored = JSON.parse((await direct.get(`${prefix}cacerts:ra`)) ?? '{}') as { certs?: string[] };
+  t.deepEqual(stored.certs, chain.map((c) => c.toString('base64')));
+  t.true(fetches >= 2);
+  t.deepEqual(logged('redis is back'), [1, 1]);
+  t.deepEqual(logged('redis unavailable'), [1, 1]);
+});
