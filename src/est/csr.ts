@@ -38,6 +38,12 @@ export function parseCsr(der: Buffer): Csr {
   }
 }
 
+/** A signature is whole octets: a BIT STRING claiming unused bits is not one (X.509 / RFC 2986). */
+function signatureBits(bits: Buffer): Buffer {
+  if (bits.length < 2 || bits[0] !== 0) throw malformed('signature BIT STRING must have no unused bits');
+  return bits.subarray(1);
+}
+
 function parseCsrUnchecked(der: Buffer): Csr {
   const top = expectTag(readWhole(der, 'CertificationRequest'), Tag.SEQUENCE, 'CertificationRequest');
   const [infoT, algT, sigT, extra] = children(der, top);
@@ -55,7 +61,7 @@ function parseCsrUnchecked(der: Buffer): Csr {
     spki,
     key: describeSpki(spki),
     signatureAlgorithm: decodeOid(der, children(der, expectTag(algT, Tag.SEQUENCE, 'signatureAlgorithm'))[0]!),
-    signature: content(der, expectTag(sigT, Tag.BIT_STRING, 'signature')).subarray(1),
+    signature: signatureBits(content(der, expectTag(sigT, Tag.BIT_STRING, 'signature'))),
     extensions: [],
     subjectAltNames: [],
   };

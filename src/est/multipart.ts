@@ -1,4 +1,5 @@
-// multipart/mixed for serverkeygen (RFC 7030 §4.4.2).
+// multipart/mixed for serverkeygen (RFC 7030 §4.4.2). Every delimiter after the
+// first follows a CRLF (RFC 2046 §5.1.1): Go's mime/multipart finds no part otherwise.
 import { malformed } from '../errors.js';
 import { encodeEstBase64 } from './base64.js';
 
@@ -11,7 +12,7 @@ export interface Part {
 
 export function buildServerKeygenBody(pkcs8: Uint8Array, certsOnly: Uint8Array, boundary = SERVERKEYGEN_BOUNDARY): Buffer {
   const part = (type: string, der: Uint8Array) =>
-    `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${encodeEstBase64(der)}`;
+    `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${encodeEstBase64(der)}\r\n`;
   return Buffer.from(
     part('application/pkcs8', pkcs8) + part('application/pkcs7-mime; smime-type=certs-only', certsOnly) + `--${boundary}--\r\n`,
     'latin1',

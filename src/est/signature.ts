@@ -22,8 +22,9 @@ export function digestFor(sigAlgOid: string): string | null {
 
 /** Verifies with native crypto; ECDSA signatures are DER as X.509 carries them. */
 export function verifySignature(sigAlgOid: string, data: Uint8Array, key: KeyObject, signature: Uint8Array): boolean {
+  const digest = digestFor(sigAlgOid); // unsupported algorithms are an error of their own, not a bad signature
   try {
-    return verify(digestFor(sigAlgOid), data, key, signature);
+    return verify(digest, data, key, signature);
   } catch {
     return false;
   }

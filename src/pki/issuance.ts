@@ -68,6 +68,13 @@ export function randomSerial(): Buffer {
   return b;
 }
 
+/** Hex of a serial as X.509 tools print it: the INTEGER's magnitude, no leading zero bytes. */
+export function serialHex(magnitude: Uint8Array): string {
+  let i = 0;
+  while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
+  return Buffer.from(magnitude.subarray(i)).toString('hex');
+}
+
 const eeKeyUsage = (key: KeyInfo): KeyUsageName[] =>
   key.type === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
 
@@ -137,7 +144,7 @@ export class Signer {
       req.spki,
       ctx(3, true, seq(...exts)),
     );
-    return PreparedCertificate.create(this, tbs, serial.toString('hex'), notBefore, notAfter);
+    return PreparedCertificate.create(this, tbs, serialHex(serial), notBefore, notAfter);
   }
 
   sign(p: PreparedCertificate): IssuedCertificate {

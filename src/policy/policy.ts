@@ -3,8 +3,9 @@
 import { forbidden } from '../errors.js';
 import type { Csr } from '../est/csr.js';
 import { EKU_NAMES } from '../est/extensions.js';
-import { commonNames, formatName } from '../est/name.js';
-import { OID } from '../est/oids.js';
+import { formatName } from '../est/name.js';
+import { NAME_ATTR, OID } from '../est/oids.js';
+import { Glob, anyMatches } from './glob.js';
 import { describeKey } from '../est/spki.js';
 import type { GrantConfig, LabelConfig } from '../config/schema.js';
 
@@ -31,22 +32,46 @@ export interface Decision {
   ca?: { pathLen?: number };
 }
 
-function globToRegExp(glob: string, identity: Identity): RegExp {
-  const parts = glob.split('{identity}').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*'));
-  const id = identity.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${parts.join(id)}$`, 'i');
+/** A grant with its patterns compiled. */
+interface CompiledGrant {
+  cfg: GrantConfig;
+  identity: Glob[];
+  commonNames: Glob[];
+  dns: Glob[];
+  ip: Glob[];
+  email: Glob[];
+  uri: Glob[];
+  /** Subject attributes besides CN: the attribute's short name, and a glob on its value. */
+  attributes: Array<{ name: string; value: Glob }>;
 }
 
-const matchesAny = (value: string, globs: string[], identity: Identity) => globs.some((g) => globToRegExp(g, identity).test(value));
+function compileGrant(g: GrantConfig): CompiledGrant {
+  const globs = (ps: string[]) => ps.map((p) => new Glob(p));
+  return {
+    cfg: g,
+    identity: globs(Array.isArray(g.identity) ? g.identity : [g.identity]),
+    commonNames: globs(g.common_names),
+    dns: globs(g.dns_names),
+    ip: globs(g.ip_addresses),
+    email: globs(g.emails),
+    uri: globs(g.uris),
+    attributes: g.subject_attributes.map((a) => {
+      const i = a.indexOf('=');
+      return i < 0 ? { name: a.toUpperCase(), value: new Glob('*') } : { name: a.slice(0, i).toUpperCase(), value: new Glob(a.slice(i + 1)) };
+    }),
+  };
+}
 
 export class LabelPolicy {
   private readonly ekuOids: string[];
+  private readonly grants: CompiledGrant[];
 
   constructor(
     readonly label: string,
     private readonly cfg: LabelConfig,
   ) {
     this.ekuOids = cfg.ext_key_usage.map((n) => EKU_NAMES[n]!);
+    this.grants = cfg.grants.map(compileGrant);
   }
 
   /** Key type and size (RFC 7030 leaves this to the CA; so do we, per label). */
@@ -69,26 +94,26 @@ export class LabelPolicy {
     return asked;
   }
 
-  private grantsFor(identity: Identity): GrantConfig[] {
+  private grantsFor(identity: Identity): CompiledGrant[] {
     // a client that showed a certificate and a password may use the grants of either
     const names = [identityString(identity), ...(identity.user === undefined ? [] : [`user:${identity.user}`])];
-    return this.cfg.grants.filter((g) => (Array.isArray(g.identity) ? g.identity : [g.identity]).some((p) => names.some((n) => matchesAny(n, [p], identity))));
+    return this.grants.filter((g) => names.some((n) => anyMatches(g.identity, n, identity.name)));
   }
 
   /**
    * simpleenroll and serverkeygen: the identity must hold a grant that covers
    * every name in the request, and CA requests need a grant that allows them.
    */
-  decideEnroll(identity: Identity, csr: Csr): Decision {
-    this.checkKey(csr);
+  decideEnroll(identity: Identity, csr: Csr, o: { serverKeygen?: boolean } = {}): Decision {
+    // serverkeygen: the server makes the key; the CSR's own key is ignored (RFC 7030 §4.4.1)
+    if (!o.serverKeygen) this.checkKey(csr);
     const grants = this.grantsFor(identity);
     if (grants.length === 0) throw forbidden(`${identityString(identity)} may not enroll on label "${this.label}"`);
-    const cns = commonNames(csr.subject);
     const wantsCa = csr.basicConstraints?.ca === true;
     const reasons: string[] = [];
     for (const g of grants) {
-      const why = this.grantRefuses(g, identity, csr, cns, wantsCa);
-      if (!why) return this.decision(csr, wantsCa ? (csr.basicConstraints?.pathLen ?? g.max_path_len) : undefined);
+      const why = this.grantRefuses(g, identity, csr, wantsCa);
+      if (!why) return this.decision(csr, wantsCa ? (csr.basicConstraints?.pathLen ?? g.cfg.max_path_len) : undefined);
       reasons.push(why);
     }
     throw forbidden(`${identityString(identity)} may not request ${formatName(csr.subject) || 'an empty subject'}: ${reasons[0]}`);
@@ -108,17 +133,27 @@ export class LabelPolicy {
     return this.decision(csr, pl);
   }
 
-  private grantRefuses(g: GrantConfig, id: Identity, csr: Csr, cns: string[], wantsCa: boolean): string | undefined {
-    for (const cn of cns) if (!matchesAny(cn, g.common_names, id)) return `CN "${cn}" is not allowed`;
+  private grantRefuses(g: CompiledGrant, id: Identity, csr: Csr, wantsCa: boolean): string | undefined {
+    for (const attr of csr.subject.flat()) {
+      if (attr.type === OID.commonName) {
+        if (!anyMatches(g.commonNames, attr.value, id.name)) return `CN "${attr.value}" is not allowed`;
+      } else if (attr.type === OID.emailAddress) {
+        if (!anyMatches(g.email, attr.value, id.name)) return `emailAddress "${attr.value}" is not allowed`;
+      } else {
+        const name = (NAME_ATTR[attr.type] ?? attr.type).toUpperCase();
+        const ok = g.attributes.some((a) => (a.name === '*' || a.name === name) && a.value.test(attr.value, id.name));
+        if (!ok) return `subject attribute ${NAME_ATTR[attr.type] ?? attr.type}="${attr.value}" is not allowed`;
+      }
+    }
     for (const n of csr.subjectAltNames) {
-      const globs = n.type === 'dns' ? g.dns_names : n.type === 'ip' ? g.ip_addresses : n.type === 'email' ? g.emails : n.type === 'uri' ? g.uris : undefined;
+      const globs = n.type === 'dns' ? g.dns : n.type === 'ip' ? g.ip : n.type === 'email' ? g.email : n.type === 'uri' ? g.uri : undefined;
       if (!globs) return `subjectAltName of type ${n.type} is not allowed`;
-      if (!matchesAny(n.value, globs, id)) return `subjectAltName ${n.type}:${n.value} is not allowed`;
+      if (!anyMatches(globs, n.value, id.name)) return `subjectAltName ${n.type}:${n.value} is not allowed`;
     }
     if (wantsCa) {
-      if (!g.allow_ca) return 'CA certificates are not allowed';
+      if (!g.cfg.allow_ca) return 'CA certificates are not allowed';
       const pl = csr.basicConstraints?.pathLen;
-      if (pl !== undefined && pl > g.max_path_len) return `pathLen ${pl} exceeds the allowed ${g.max_path_len}`;
+      if (pl !== undefined && pl > g.cfg.max_path_len) return `pathLen ${pl} exceeds the allowed ${g.cfg.max_path_len}`;
     } else if (csr.keyUsage?.includes('keyCertSign')) {
       return 'keyCertSign needs a CA request (basicConstraints CA:TRUE)';
     }

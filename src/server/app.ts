@@ -19,9 +19,11 @@ function auditLog(s: Services) {
       await next();
     } finally {
       const st = ctx.state;
-      if (st.op) {
+      if (st.internalError) s.logger.error({ err: st.internalError, op: st.op, path: ctx.path }, 'internal error');
+      // every EST request, also the ones refused before routing (404 probes)
+      if (st.op || ctx.path.startsWith('/.well-known/est')) {
         const line: Record<string, unknown> = {
-          op: st.op,
+          op: st.op ?? null,
           label: st.label?.name,
           status: ctx.status,
           outcome: st.issued ? 'issued' : st.error ? (ctx.status < 500 ? 'rejected' : 'failed') : 'ok',
@@ -40,12 +42,18 @@ function auditLog(s: Services) {
           if (st.issued.islanded) line.islanded = true;
         }
         if (st.reenrollKind) line.reenroll = st.reenrollKind;
+        if (!st.op) line.path = ctx.path.slice(0, 200);
         if (st.error) line.reason = st.error.message;
-        if (st.internalError) s.logger.error({ err: st.internalError, op: st.op }, 'internal error');
         s.logger.info(line, 'est');
       }
     }
   };
+}
+
+/** RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node lets it through so we can say why). */
+async function requireHost(ctx: Ctx, next: Next): Promise<void> {
+  if (ctx.req.httpVersion === '1.1' && ctx.get('Host') === '') throw new EstError('malformed', 'HTTP/1.1 requests need a Host header (RFC 9112 §3.2)');
+  await next();
 }
 
 export function createApp(s: Services): Koa {
@@ -73,6 +81,7 @@ export function createApp(s: Services): Koa {
   });
   app.use(auditLog(s));
   app.use(errorHandler(s.realm));
+  app.use(requireHost);
   app.use(estDispatcher(s));
   app.use(router.routes());
   app.use(async (ctx: Ctx) => {

@@ -48,7 +48,14 @@ export function estDispatcher(s: Services) {
     const parts = ctx.path.slice(PREFIX.length).split('/');
     if (parts.length > 2 || parts.some((p) => p === '')) throw new EstError('notFound', 'not an EST path: use /.well-known/est/[label/]operation');
     const op = parts.at(-1)!;
-    const labelName = parts.length === 2 ? decodeURIComponent(parts[0]!) : 'default';
+    let labelName = 'default';
+    if (parts.length === 2) {
+      try {
+        labelName = decodeURIComponent(parts[0]!);
+      } catch {
+        throw new EstError('notFound', 'malformed percent-escape in the CA label');
+      }
+    }
     const route = Object.hasOwn(table, op) ? table[op as Operation] : undefined;
     if (!route) throw new EstError('notFound', `unknown EST operation "${op}"`);
     const label = s.labels.get(labelName);

@@ -10,6 +10,7 @@ export type Operation = 'cacerts' | 'simpleenroll' | 'simplereenroll' | 'csrattr
 
 export interface PeerCertificate {
   der: Buffer;
+  x509: import('node:crypto').X509Certificate;
   /** DER of every certificate OpenSSL verified in the client's chain, leaf first. */
   chain: Buffer[];
   /** OpenSSL verified the chain against the union of all client trust anchors. */
@@ -18,6 +19,8 @@ export interface PeerCertificate {
   isRa: boolean;
   subject: string;
   cn: string;
+  /** chainsTo results for this connection, by anchor set. */
+  trust: Map<string, boolean>;
 }
 
 export interface EstState {
@@ -30,6 +33,8 @@ export interface EstState {
   csr?: Csr;
   decision?: Decision;
   issued?: IssuedResult;
+  /** simplereenroll: the certificate being renewed (TLS client certificate, or relayed by an RA). */
+  currentCert?: Buffer;
   /** Renewal with the same key (renew) or a new one (rekey), for the audit line. */
   reenrollKind?: 'renew' | 'rekey';
   error?: EstError;

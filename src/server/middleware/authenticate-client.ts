@@ -23,7 +23,7 @@ export function authenticateClient(services: Services) {
     const methods = label.cfg.auth;
     const peer = peerCertificate(ctx.state.socket!);
     ctx.state.peer = peer;
-    const certOk = methods.includes('cert') && peer !== undefined && chainsTo(peer, label.clientAnchors);
+    const certOk = methods.includes('cert') && peer !== undefined && chainsTo(peer, label.clientAnchors, `${label.name}:client`);
 
     const header = ctx.get('Authorization');
     if (header && !/^Basic\s/i.test(header)) throw unauthorized('only HTTP Basic authentication is supported');
@@ -37,7 +37,13 @@ export function authenticateClient(services: Services) {
     let identity: Identity | undefined;
     if (label.cfg.require_both ? certOk && user !== undefined : certOk || user !== undefined) {
       identity = certOk
-        ? { kind: 'cert', name: peer!.cn, certSubject: peer!.subject, ra: peer!.isRa, ...(user === undefined ? {} : { user }) }
+        ? {
+            kind: 'cert',
+            name: peer!.cn,
+            certSubject: peer!.subject,
+            ra: peer!.isRa && chainsTo(peer!, label.raAnchors, `${label.name}:ra`),
+            ...(user === undefined ? {} : { user }),
+          }
         : { kind: 'user', name: user! };
     }
     if (!identity) {

@@ -8,7 +8,8 @@ import type { EstState } from '../state.js';
 export async function decodeCsr(ctx: Context & { state: EstState }, next: Next): Promise<void> {
   const der = decodeEstBase64(ctx.state.body ?? Buffer.alloc(0), 'PKCS#10 request body');
   const csr = parseCsr(der);
-  if (!verifyCsr(csr)) throw new EstError('badSignature', 'PKCS#10 request signature does not verify');
+  // serverkeygen: the CSR's key and signature are ignored (RFC 7030 §4.4.1); it only carries names
+  if (ctx.state.op !== 'serverkeygen' && !verifyCsr(csr)) throw new EstError('badSignature', 'PKCS#10 request signature does not verify');
   ctx.state.csr = csr;
   await next();
 }

@@ -46,7 +46,7 @@ export async function respondCsrAttrs(ctx: Ctx): Promise<void> {
 export function issueCertificate(op: EnrollOperation) {
   return async function issue(ctx: Ctx, _next: Next): Promise<void> {
     const s = ctx.state;
-    const req = { op, label: s.label!.name, csr: s.csr!, decision: s.decision!, identity: s.identity!, ...(s.peer ? { currentCert: s.peer.der } : {}) };
+    const req = { op, label: s.label!.name, csr: s.csr!, decision: s.decision!, identity: s.identity!, ...(s.currentCert ? { currentCert: s.currentCert } : {}) };
     if (op === 'serverkeygen') {
       const r: ServerKeygenResult = await s.label!.issuer.serverKeygen(req);
       s.issued = r;
