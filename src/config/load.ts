@@ -37,7 +37,16 @@ function resolvePaths(cfg: Config, baseDir: string): Config {
   if (cfg.server.tls_cert) cfg.server.tls_cert = abs(cfg.server.tls_cert);
   if (cfg.server.tls_key) cfg.server.tls_key = abs(cfg.server.tls_key);
   for (const ca of Object.values(cfg.cas)) if (ca.dir) ca.dir = abs(ca.dir);
-  for (const label of Object.values(cfg.labels)) label.client_trust = label.client_trust.map(abs);
+  for (const label of Object.values(cfg.labels)) {
+    label.client_trust = label.client_trust.map(abs);
+    const up = label.upstream;
+    if (up) {
+      up.trust = abs(up.trust);
+      if (up.cert) up.cert = abs(up.cert);
+      if (up.key) up.key = abs(up.key);
+      if (up.password_file) up.password_file = abs(up.password_file);
+    }
+  }
   return cfg;
 }
 
