@@ -8,6 +8,7 @@ import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../
 import { join } from 'node:path';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../pki/setup.js';
+import { CLIENT_USAGE, runClientCli } from '../client/cli.js';
 import { serve, serveWorker } from '../server/serve.js';
 
 const USAGE = `usage: estgw <command> [options]
@@ -22,7 +23,8 @@ Gateway:
   passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]
 
   help | version
-`;
+
+${CLIENT_USAGE}`;
 
 class UsageError extends Error {}
 
@@ -137,6 +139,13 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdCheckConfig(rest);
       case 'passwd':
         return await cmdPasswd(rest);
+      case 'cacerts':
+      case 'csrattrs':
+      case 'enroll':
+      case 'reenroll':
+      case 'serverkeygen':
+      case 'client':
+        return await runClientCli(argv);
       case 'version':
       case '--version':
         process.stdout.write(`${JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version}\n`);

@@ -1,0 +1,46 @@
+// Optional Prometheus endpoint for the daemon: expiry, next renewal and outcomes per certificate.
+import { type Server, createServer } from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { StatusDoc } from './status.js';
+
+export class ClientMetrics {
+  readonly registry = new Registry();
+  private readonly notAfter = new Gauge({ name: 'estgw_client_cert_not_after_seconds', help: 'notAfter of the current certificate (Unix time)', labelNames: ['cert'], registers: [this.registry] });
+  private readonly nextRenewal = new Gauge({ name: 'estgw_client_next_renewal_seconds', help: 'Next scheduled renewal attempt (Unix time)', labelNames: ['cert'], registers: [this.registry] });
+  private readonly failures = new Gauge({ name: 'estgw_client_consecutive_failures', help: 'Failed attempts since the last success', labelNames: ['cert'], registers: [this.registry] });
+  private readonly attempts = new Counter({ name: 'estgw_client_renewals_total', help: 'Renewal attempts by result', labelNames: ['cert', 'result'], registers: [this.registry] });
+
+  attempt(cert: string, result: 'success' | 'failure' | 'pending'): void {
+    this.attempts.inc({ cert, result });
+  }
+
+  update(doc: StatusDoc): void {
+    for (const c of doc.certs) {
+      if (c.notAfter) this.notAfter.set({ cert: c.name }, Date.parse(c.notAfter) / 1000);
+      if (c.nextRenewal) this.nextRenewal.set({ cert: c.name }, Date.parse(c.nextRenewal) / 1000);
+      this.failures.set({ cert: c.name }, c.failures);
+    }
+  }
+
+  /** Serves GET /metrics on HOST:PORT. */
+  async listen(hostPort: string): Promise<Server> {
+    const i = hostPort.lastIndexOf(':');
+    const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(hostPort.slice(i + 1));
+    const server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server;
+  }
+}
