@@ -1,5 +1,7 @@
 // The layer's own CA signs: smallstep's softcas, for one label.
 import { forbidden } from '../errors.js';
+import { ia5 } from '../est/der.js';
+import { extension } from '../est/extensions.js';
 import { formatName } from '../est/name.js';
 import { describeSpki } from '../est/spki.js';
 import type { CaMaterial } from '../pki/ca.js';
@@ -7,10 +9,23 @@ import { Signer } from '../pki/issuance.js';
 import { type KeySpec, generateKey, privateKeyDer, spkiDer } from '../pki/keys.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
 
+export interface IssueOptions {
+  /** Issued because the parent was unreachable: the certificate says so. */
+  islanded?: boolean;
+}
+
+/**
+ * Netscape certificate comment (2.16.840.1.113730.1.13): a registered,
+ * non-critical free-text extension every X.509 tool prints, so an islanded
+ * certificate is recognisable without a private OID.
+ */
+export const NETSCAPE_COMMENT = '2.16.840.1.113730.1.13';
+
 export class LocalIssuer implements Issuer {
   readonly mode = 'issue' as const;
   private readonly signer: Signer;
   private readonly issuedBy: string;
+  private readonly islandedMark: Buffer;
 
   constructor(
     readonly ca: CaMaterial,
@@ -18,25 +33,26 @@ export class LocalIssuer implements Issuer {
   ) {
     this.signer = new Signer(ca);
     this.issuedBy = formatName(ca.fields.subject);
+    this.islandedMark = extension(NETSCAPE_COMMENT, false, ia5(`issued by ${this.issuedBy} while its parent layer was unreachable (islanded)`));
   }
 
   async caCerts(): Promise<Buffer[]> {
     return this.ca.chain;
   }
 
-  async enroll(req: EnrollRequest): Promise<IssuedResult> {
-    return this.sign(req, req.csr.spki);
+  async enroll(req: EnrollRequest, o: IssueOptions = {}): Promise<IssuedResult> {
+    return this.sign(req, req.csr.spki, o);
   }
 
   /** RFC 7030 §4.4: the server makes the key; subject and names come from the CSR. */
-  async serverKeygen(req: EnrollRequest): Promise<ServerKeygenResult> {
+  async serverKeygen(req: EnrollRequest, o: IssueOptions = {}): Promise<ServerKeygenResult> {
     if (req.decision.ca) throw forbidden('serverkeygen does not issue CA certificates');
     const key = await generateKey(this.serverKeygenSpec);
-    const issued = this.sign(req, spkiDer(key));
+    const issued = this.sign(req, spkiDer(key), o);
     return { ...issued, privateKey: privateKeyDer(key) };
   }
 
-  private sign(req: EnrollRequest, spki: Buffer): IssuedResult {
+  private sign(req: EnrollRequest, spki: Buffer, o: IssueOptions): IssuedResult {
     const d = req.decision;
     const cert = this.signer.issue({
       subjectDer: req.csr.subjectDer,
@@ -46,6 +62,7 @@ export class LocalIssuer implements Issuer {
       extKeyUsage: d.extKeyUsage,
       ...(d.subjectAltNameDer ? { subjectAltNameDer: d.subjectAltNameDer } : {}),
       ...(d.ca ? { ca: d.ca } : {}),
+      ...(o.islanded ? { extraExtensions: [this.islandedMark] } : {}),
     });
     return { certDer: cert.der, serialHex: cert.serialHex, notAfter: cert.notAfter, issuedBy: this.issuedBy };
   }

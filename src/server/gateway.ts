@@ -4,10 +4,13 @@ import { type Server, createServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
 import { PasswordVerifier } from '../auth/password.js';
-import { createCaChainCache } from '../cache/index.js';
-import { CaChainService } from '../cache/chain-service.js';
-import type { Config } from '../config/schema.js';
-import { fromPemAll } from '../est/base64.js';
+import { CaChainService, createCaChainCache } from '../cache/index.js';
+import type { Config, UpstreamConfig } from '../config/schema.js';
+import { fromPemAll, toPem } from '../est/base64.js';
+import type { EstClientOptions } from '../client/est-client.js';
+import { FallbackIssuer } from '../issuer/fallback-issuer.js';
+import { ForwardIssuer } from '../issuer/forward-issuer.js';
+import type { Issuer } from '../issuer/issuer.js';
 import { LocalIssuer } from '../issuer/local-issuer.js';
 import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from '../pki/setup.js';
@@ -46,19 +49,48 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const pki = opts.pki ?? (await preparePki(cfg, { create: true }));
 
   const labels = new Map<string, Label>();
-  const anchorsForTls: Buffer[] = [];
+  const forwarders: ForwardIssuer[] = [];
   for (const [name, lc] of Object.entries(cfg.labels)) {
-    const ca = pki.cas.get(lc.ca)!;
-    const extra = (await Promise.all(lc.client_trust.map(async (f) => fromPemAll(await readFile(f, 'utf8'), 'CERTIFICATE')))).flat();
-    const anchors = [...ca.chain, ...extra];
-    anchorsForTls.push(...anchors);
-    labels.set(name, makeLabel(name, lc, new LocalIssuer(ca, lc.serverkeygen_key as KeySpec), anchors, [ca.certDer]));
+    const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? pki.cas.get(lc.ca)! : undefined;
+    const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec) : undefined;
+    let issuer: Issuer = local!;
+    const own = [...(ca?.chain ?? [])];
+    if (lc.mode === 'forward') {
+      const up = lc.upstream!;
+      const forward = new ForwardIssuer(await upstreamOptions(up, logger));
+      forwarders.push(forward);
+      own.push(...(await readPemFiles([up.trust])));
+      issuer = lc.fallback === 'issue'
+        ? new FallbackIssuer(forward, local!, (op, reason) => logger.warn({ label: name, op, reason }, 'parent unreachable: issuing locally (islanded)'))
+        : forward;
+    }
+    const anchors = uniqueDer([...own, ...(await readPemFiles(lc.client_trust))]);
+    labels.set(name, makeLabel(name, lc, issuer, anchors, ca ? [ca.certDer] : [], uniqueDer(own)));
   }
 
   const redisUrl = cfg.redis.url;
   const cache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, logger, ...(redisUrl ? { redisUrl } : {}) });
-  const chains = new CaChainService(cache, { refreshAfterMs: LOCAL_CHAIN_REFRESH_MS, maxStaleMs: 24 * LOCAL_CHAIN_REFRESH_MS, logger });
-  for (const label of labels.values()) chains.register(label.name, () => label.issuer.caCerts());
+  const chainServices: CaChainService[] = [];
+  const serviceFor = new Map<string, CaChainService>();
+  for (const label of labels.values()) {
+    const up = label.cfg.mode === 'forward' ? label.cfg.upstream! : undefined;
+    const opts = up
+      ? { refreshAfterMs: up.cacerts_refresh * 1000, maxStaleMs: up.cacerts_max_stale * 1000, lockTtlMs: (up.connect_timeout + up.timeout) * 1000 }
+      : { refreshAfterMs: LOCAL_CHAIN_REFRESH_MS, maxStaleMs: 24 * LOCAL_CHAIN_REFRESH_MS };
+    const svc = new CaChainService(cache, { ...opts, logger });
+    svc.register(label.name, () => label.issuer.caCerts());
+    chainServices.push(svc);
+    serviceFor.set(label.name, svc);
+  }
+  const caChain = async (label: Label): Promise<Buffer[]> => {
+    try {
+      return await serviceFor.get(label.name)!.get(label.name);
+    } catch (e) {
+      // cold start while islanded: our own sub-CA chain still leads to the root
+      if (label.issuer instanceof FallbackIssuer) return label.issuer.localChain();
+      throw e;
+    }
+  };
 
   const services: Services = {
     labels,
@@ -66,29 +98,49 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     realm: cfg.server.realm,
     bodyLimit: cfg.server.body_limit,
     logger,
-    caChain: (label) => chains.get(label.name),
+    caChain,
   };
   const app = createApp(services);
 
-  const uniqueAnchors = anchorsForTls.filter((a, i) => anchorsForTls.findIndex((b) => b.equals(a)) === i);
+  const tlsOptions = {
+    cert: pki.tls.certChainPem,
+    key: pki.tls.keyPem,
+    minVersion: cfg.server.tls_min_version,
+    maxVersion: 'TLSv1.3' as const,
+    requestCert: true,
+    rejectUnauthorized: false, // each label decides which client certificates it trusts
+    ALPNProtocols: ['http/1.1'],
+  };
+  const trustPem = () => uniqueDer([...labels.values()].flatMap((l) => l.clientAnchors)).map((d) => toPem('CERTIFICATE', d));
+  // forwarded labels learn the parent's chain at run time; OpenSSL must know its intermediates
+  await refreshForwardedTrust(labels, caChain);
   const server = createServer(
     {
-      cert: pki.tls.certChainPem,
-      key: pki.tls.keyPem,
-      minVersion: cfg.server.tls_min_version,
-      maxVersion: 'TLSv1.3',
-      requestCert: true,
-      rejectUnauthorized: false, // each label decides which client certificates it trusts
-      ca: uniqueAnchors.map((d) => `-----BEGIN CERTIFICATE-----\n${d.toString('base64')}\n-----END CERTIFICATE-----\n`),
-      ALPNProtocols: ['http/1.1'],
+      ...tlsOptions,
+      ca: trustPem(),
       handshakeTimeout: cfg.server.headers_timeout * 1000,
       headersTimeout: cfg.server.headers_timeout * 1000,
       requestTimeout: cfg.server.request_timeout * 1000,
       keepAliveTimeout: cfg.server.keep_alive_timeout * 1000,
       connectionsCheckingInterval: 1000,
+      // a manufacturer's issuing CA (an intermediate) in client_trust is an anchor of its own
+      allowPartialTrustChain: true,
+      // HTTP/1.1 without Host gets our text/plain 400 rather than Node's bare one
+      requireHostHeader: false,
     },
     app.callback(),
   );
+  let trustTimer: NodeJS.Timeout | undefined;
+  const forwardRefresh = Math.min(...[...labels.values()].map((l) => (l.cfg.upstream ? l.cfg.upstream.cacerts_refresh * 1000 : Infinity)));
+  if (Number.isFinite(forwardRefresh)) {
+    trustTimer = setInterval(() => {
+      refreshForwardedTrust(labels, caChain).then(
+        (changed) => changed && server.setSecureContext({ ...tlsOptions, ca: trustPem() }),
+        (err) => logger.warn({ err }, 'refreshing client trust failed'),
+      );
+    }, Math.max(1000, forwardRefresh / 2));
+    trustTimer.unref();
+  }
   server.setTimeout(cfg.server.request_timeout * 2000);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
@@ -116,7 +168,9 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
-      await chains.close();
+      if (trustTimer) clearInterval(trustTimer);
+      await Promise.all(chainServices.map((c) => c.close()));
+      for (const f of forwarders) f.close();
       await cache.close();
     },
   };
@@ -137,4 +191,53 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+}
+
+const uniqueDer = (certs: Buffer[]) => certs.filter((a, i) => certs.findIndex((b) => b.equals(a)) === i);
+
+async function readPemFiles(files: string[]): Promise<Buffer[]> {
+  return (await Promise.all(files.map(async (f) => fromPemAll(await readFile(f, 'utf8'), 'CERTIFICATE')))).flat();
+}
+
+async function upstreamOptions(up: UpstreamConfig, logger: Logger): Promise<EstClientOptions> {
+  return {
+    url: up.url,
+    ...(up.label ? { label: up.label } : {}),
+    trust: await readFile(up.trust, 'utf8'),
+    ...(up.cert && up.key ? { clientCert: { cert: await readFile(up.cert, 'utf8'), key: await readFile(up.key, 'utf8') } } : {}),
+    ...(up.username && up.password_file
+      ? { username: up.username, password: (await readFile(up.password_file, 'utf8')).replace(/\r?\n$/, '') }
+      : {}),
+    basicAuth: up.basic_auth,
+    timeoutMs: up.timeout * 1000,
+    connectTimeoutMs: up.connect_timeout * 1000,
+    keepAlive: true,
+    logger,
+  };
+}
+
+/**
+ * A forwarded label trusts client certificates issued through the parent, so
+ * the parent's CA chain joins its anchors and issuing CAs. Returns whether
+ * anything changed.
+ */
+async function refreshForwardedTrust(labels: Map<string, Label>, caChain: (l: Label) => Promise<Buffer[]>): Promise<boolean> {
+  let changed = false;
+  for (const label of labels.values()) {
+    if (label.cfg.mode !== 'forward') continue;
+    let chain: Buffer[];
+    try {
+      chain = await caChain(label);
+    } catch {
+      continue; // parent down and nothing cached yet: keep what we have
+    }
+    const anchors = uniqueDer([...label.staticAnchors, ...chain]);
+    if (anchors.length !== label.clientAnchors.length || anchors.some((a, i) => !a.equals(label.clientAnchors[i]!))) {
+      label.clientAnchors = anchors;
+      label.issuingCas = uniqueDer([...label.staticIssuingCas, ...chain]);
+      label.raAnchors = uniqueDer([...label.staticRaAnchors, ...chain]);
+      changed = true;
+    }
+  }
+  return changed;
 }

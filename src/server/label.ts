@@ -12,10 +12,23 @@ export interface Label {
   cfg: LabelConfig;
   policy: LabelPolicy;
   issuer: Issuer;
-  /** DER certificates a client certificate must chain to for this label: its CA chain and client_trust. */
+  /**
+   * DER certificates a client certificate must chain to for this label: its CA
+   * chain, client_trust, and for forwarded labels the parent's chain (refreshed).
+   */
   clientAnchors: Buffer[];
   /** DER of the CA certificates that issue on this label: simplereenroll needs one of them to have issued the client's certificate. */
   issuingCas: Buffer[];
+  /**
+   * Our own PKI as far as this label knows it (local CA chain, the parent's
+   * chain): only a cmcRA certificate from here is a registration authority,
+   * never one from a bootstrap or manufacturer CA in client_trust.
+   */
+  raAnchors: Buffer[];
+  /** What never changes: from configuration and local CAs. */
+  staticAnchors: Buffer[];
+  staticIssuingCas: Buffer[];
+  staticRaAnchors: Buffer[];
   /** Precomputed csrattrs body (base64), or undefined for 204. */
   csrAttrs: string | undefined;
 }
@@ -25,6 +38,18 @@ export function csrAttrsBody(cfg: LabelConfig): string | undefined {
   return oids.length ? encodeEstBase64(buildCsrAttrs(oids.map((oid) => ({ oid })))) : undefined;
 }
 
-export function makeLabel(name: string, cfg: LabelConfig, issuer: Issuer, clientAnchors: Buffer[], issuingCas: Buffer[]): Label {
-  return { name, cfg, policy: new LabelPolicy(name, cfg), issuer, clientAnchors, issuingCas, csrAttrs: csrAttrsBody(cfg) };
+export function makeLabel(name: string, cfg: LabelConfig, issuer: Issuer, clientAnchors: Buffer[], issuingCas: Buffer[], raAnchors: Buffer[]): Label {
+  return {
+    raAnchors,
+    staticRaAnchors: raAnchors,
+    name,
+    cfg,
+    policy: new LabelPolicy(name, cfg),
+    issuer,
+    clientAnchors,
+    issuingCas,
+    staticAnchors: clientAnchors,
+    staticIssuingCas: issuingCas,
+    csrAttrs: csrAttrsBody(cfg),
+  };
 }

@@ -1,0 +1,92 @@
+// The parent layer issues; this layer is its Registration Authority (RFC 7030
+// §3.7): smallstep's stepcas, for one label. Policy, authentication and PoP were
+// checked here before anything leaves the layer; upstream this gateway speaks
+// with its own RA certificate and credentials, never the client's.
+import { EstError, isEstError } from '../errors.js';
+import { formatName } from '../est/name.js';
+import { parseCertificate } from '../est/certificate.js';
+import { EstClient, type EstClientOptions, type Operation } from '../client/est-client.js';
+import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseServerKeygenResponse, reasonOf } from '../client/response.js';
+import { privateKeyDer } from '../pki/keys.js';
+import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
+
+/** RFC 9440: how the RA hands the certificate being renewed to the parent. */
+export const CLIENT_CERT_HEADER = 'Client-Cert';
+export const encodeClientCertHeader = (der: Buffer) => `:${der.toString('base64')}:`;
+
+/** What a dead or sick parent tells the client: when to come back. */
+const RETRY_AFTER_S = 30;
+
+export class ForwardIssuer implements Issuer {
+  readonly mode = 'forward' as const;
+  private readonly client: EstClient;
+  private readonly where: string;
+
+  constructor(options: EstClientOptions) {
+    this.client = new EstClient({ ...options, pop: 'never', pendingBudgetMs: 0 });
+    this.where = `${this.client.url.host}${options.label ? ` label ${options.label}` : ''}`;
+  }
+
+  async caCerts(): Promise<Buffer[]> {
+    return this.parse('cacerts', await this.call('cacerts', 'GET'), parseCacertsResponse);
+  }
+
+  async enroll(req: EnrollRequest): Promise<IssuedResult> {
+    const headers = req.op === 'simplereenroll' && req.currentCert ? { [CLIENT_CERT_HEADER]: encodeClientCertHeader(req.currentCert) } : undefined;
+    const r = await this.call(req.op, 'POST', req.csr.der, headers);
+    const certs = this.parse(req.op, r, (x) => parseEnrollResponse(x, req.op));
+    const leaf = certs.find((c) => parseCertificate(c).spki.equals(req.csr.spki));
+    if (!leaf) throw new EstError('badGateway', `parent ${this.where}: no certificate in its answer carries the requested key`, { retryAfter: RETRY_AFTER_S });
+    return this.result(leaf);
+  }
+
+  async serverKeygen(req: EnrollRequest): Promise<ServerKeygenResult> {
+    const r = await this.call('serverkeygen', 'POST', req.csr.der);
+    const { privateKey, certificates } = this.parse('serverkeygen', r, parseServerKeygenResponse);
+    const leaf = certificates[0];
+    if (!leaf) throw new EstError('badGateway', `parent ${this.where}: serverkeygen answer holds no certificate`, { retryAfter: RETRY_AFTER_S });
+    return { ...this.result(leaf), privateKey: privateKeyDer(privateKey) };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private result(der: Buffer): IssuedResult {
+    const f = parseCertificate(der);
+    return { certDer: der, serialHex: f.serial.toString('hex'), notAfter: f.notAfter, issuedBy: `parent ${this.where}` };
+  }
+
+  /** One exchange; the parent's refusals keep their meaning, its silence becomes 503/504. */
+  private async call(op: Operation, method: 'GET' | 'POST', csr?: Buffer, headers?: Record<string, string>): Promise<EstResponse> {
+    let response: EstResponse;
+    try {
+      ({ response } = await this.client.send(op, method, csr, headers));
+    } catch (e) {
+      if (isEstError(e, 'pending')) throw e;
+      if (isEstError(e, 'upstreamTimeout')) throw new EstError('upstreamTimeout', `parent ${this.where} did not answer in time`, { retryAfter: RETRY_AFTER_S, cause: e });
+      throw new EstError('unavailable', `parent ${this.where} is unreachable: ${(e as Error).message}`, { retryAfter: RETRY_AFTER_S, cause: e });
+    }
+    const s = response.status;
+    if (s === 200) return response;
+    const reason = reasonOf(response) || `status ${s}`;
+    const text = `parent ${this.where}: ${reason}`;
+    if (s === 400) throw new EstError('malformed', text);
+    if (s === 401) throw new EstError('unauthorized', text);
+    if (s === 403) throw new EstError('forbidden', text);
+    if (s === 404) throw new EstError('notFound', text);
+    if (s === 503) throw new EstError('unavailable', text, { retryAfter: RETRY_AFTER_S });
+    if (s === 504) throw new EstError('upstreamTimeout', text, { retryAfter: RETRY_AFTER_S });
+    throw new EstError('badGateway', `${text} (answered ${s})`, { retryAfter: RETRY_AFTER_S });
+  }
+
+  private parse<T>(op: string, r: EstResponse, parse: (r: EstResponse) => T): T {
+    try {
+      return parse(r);
+    } catch (e) {
+      throw new EstError('badGateway', `parent ${this.where} sent an unusable ${op} answer: ${(e as Error).message}`, { retryAfter: RETRY_AFTER_S, cause: e });
+    }
+  }
+}
+
+export const describeParentIssuer = (der: Buffer) => formatName(parseCertificate(der).subject);
