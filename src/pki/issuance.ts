@@ -62,8 +62,20 @@ export interface IssuedCertificate {
   notAfter: Date;
 }
 
+// One getrandom call per 256 serials instead of one per serial.
+const POOL_SERIALS = 256;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+/** 128 random bits from the CSPRNG; RFC 5280 wants a positive, non-zero serial (unsignedInteger keeps it positive). */
 export function randomSerial(): Buffer {
-  const b = randomBytes(16);
+  if (poolAt >= pool.length) {
+    pool = randomBytes(16 * POOL_SERIALS);
+    poolAt = 0;
+  }
+  const b = Buffer.from(pool.subarray(poolAt, poolAt + 16));
+  pool.fill(0, poolAt, poolAt + 16); // a serial's bytes do not linger for a later reader
+  poolAt += 16;
   if (b.every((x) => x === 0)) b[15] = 1;
   return b;
 }

@@ -34,9 +34,9 @@ export function errorHandler(realm: string) {
       const e = toEstError(err);
       ctx.state.error = e;
       if (e.kind === 'internal') ctx.state.internalError = err;
+      ctx.set('Content-Type', TEXT_PLAIN);
       ctx.status = STATUS[e.kind];
       ctx.body = `${e.message}\n`;
-      ctx.set('Content-Type', TEXT_PLAIN);
       if (e.kind === 'unauthorized') ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
       if (e.retryAfter !== undefined) ctx.set('Retry-After', String(Math.max(0, Math.round(e.retryAfter))));
       if (e.allow) ctx.set('Allow', e.allow.join(', '));

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../pki/setup.js';
-import { type Logger, createLogger } from '../util/log.js';
+import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
 
 const WORKER_CONFIG_ENV = 'ESTGW_WORKER_CONFIG';
@@ -62,10 +62,11 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    const exit = (code: number) => {
+      flushLogs(logger);
+      process.exit(code);
+    };
+    stop().then(() => exit(0), () => exit(1));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -121,10 +122,15 @@ export async function serveWorker(): Promise<void> {
     gw = await startGateway(cfg, { logger, pki: await preparePki(cfg, { create: false }) });
   } catch (e) {
     logger.fatal({ err: e }, 'worker failed to start');
+    flushLogs(logger);
     process.exit(1);
   }
+  const exit = (code: number) => {
+    flushLogs(logger);
+    process.exit(code);
+  };
   const stop = () => {
-    gw!.close().then(() => process.exit(0), () => process.exit(1));
+    gw!.close().then(() => exit(0), () => exit(1));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => {}); // the primary decides; Ctrl-C reaches the whole group

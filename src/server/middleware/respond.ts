@@ -13,10 +13,11 @@ export const CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
 type Ctx = Context & { state: EstState };
 
 function send(ctx: Ctx, type: string, body: string | Buffer): void {
-  ctx.status = 200;
-  ctx.body = body;
+  // headers first: with Content-Type set, Koa's body setter skips its mime lookup
   ctx.set('Content-Type', type);
   ctx.set('Content-Transfer-Encoding', 'base64');
+  ctx.status = 200;
+  ctx.body = body;
 }
 
 /** RFC 7030 §4.1.3; a label's chain body is encoded again only when the chain changes. */
@@ -50,9 +51,9 @@ export function issueCertificate(op: EnrollOperation) {
     if (op === 'serverkeygen') {
       const r: ServerKeygenResult = await s.label!.issuer.serverKeygen(req);
       s.issued = r;
+      ctx.set('Content-Type', `multipart/mixed; boundary=${SERVERKEYGEN_BOUNDARY}`);
       ctx.status = 200;
       ctx.body = buildServerKeygenBody(r.privateKey, buildCertsOnly([r.certDer]));
-      ctx.set('Content-Type', `multipart/mixed; boundary=${SERVERKEYGEN_BOUNDARY}`);
       return;
     }
     s.issued = await s.label!.issuer.enroll(req);
