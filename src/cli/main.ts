@@ -6,7 +6,9 @@ import { parseArgs } from 'node:util';
 import { hashPassword } from '../auth/password.js';
 import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../config/load.js';
 import { join } from 'node:path';
-import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
+import { rename } from 'node:fs/promises';
+import { requestSubordinateCa } from '../issuer/subca-request.js';
+import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../pki/setup.js';
 import { CLIENT_USAGE, runClientCli } from '../client/cli.js';
 import { serve, serveWorker } from '../server/serve.js';
@@ -20,6 +22,9 @@ Gateway:
   check-config FILE          validate a configuration file without starting
   ca init [--config FILE] [--data-dir DIR]
                              create the configured CAs (a standalone root by default) and exit
+  ca request-subca --config FILE [--ca NAME] [--force]
+                             obtain this layer's sub-CA (create = "request") from the parent layer;
+                             --force replaces an existing one (the old one is kept beside it)
   passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]
 
   help | version
@@ -70,11 +75,38 @@ async function loadForCommand(argv: string[]) {
   return applyOverrides(base, dataDir ? { dataDir } : {});
 }
 
+async function cmdRequestSubca(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, ca: { type: 'string' }, force: { type: 'boolean', default: false } },
+    strict: true,
+  });
+  if (!values.config) throw new UsageError('ca request-subca needs --config FILE');
+  const cfg = await loadConfigFile(values.config);
+  const names = Object.entries(cfg.cas).filter(([n, c]) => c.create === 'request' && (values.ca === undefined || values.ca === n)).map(([n]) => n);
+  if (names.length === 0) throw new UsageError(values.ca ? `no CA "${values.ca}" with create = "request"` : 'no CA with create = "request" in the configuration');
+  for (const name of names) {
+    const dir = caDir(cfg, name);
+    if ((await caExists(dir)) && !values.force) {
+      process.stdout.write(`exists  CA "${name}" ${join(dir, CA_CERT_FILE)} (use --force to replace it)\n`);
+      continue;
+    }
+    // request into a fresh directory, then swap: the old CA stays whole until the new one is
+    const fresh = `${dir}.new-${process.pid}`;
+    const ca = await requestSubordinateCa(name, fresh, cfg.cas[name]!);
+    if (await caExists(dir)) await rename(dir, `${dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '')}`);
+    await rename(fresh, dir);
+    process.stdout.write(`obtained CA "${name}" ${join(dir, CA_CERT_FILE)}: ${ca.cert.subject.split('\n').join(', ')}, valid until ${new Date(ca.cert.validTo).toISOString()}\n`);
+  }
+  return 0;
+}
+
 async function cmdCa(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'init') throw new UsageError('usage: estgw ca init [--config FILE] [--data-dir DIR]');
+  if (sub === 'request-subca') return cmdRequestSubca(rest);
+  if (sub !== 'init') throw new UsageError('usage: estgw ca init [--config FILE] [--data-dir DIR] | estgw ca request-subca --config FILE [--ca NAME] [--force]');
   const cfg = await loadForCommand(rest);
-  const pki = await preparePki(cfg, { create: true });
+  const pki = await preparePki(cfg, { create: true, requestCa: (name, dir) => requestSubordinateCa(name, dir, cfg.cas[name]!) });
   for (const [name, ca] of pki.cas) {
     const fp = sha256Fingerprint(ca.chain.at(-1)!);
     process.stdout.write(

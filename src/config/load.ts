@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
 import { hashPassword } from '../auth/password.js';
-import { type Config, configSchema } from './schema.js';
+import { type Config, type UpstreamConfig, configSchema } from './schema.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -36,16 +36,20 @@ function resolvePaths(cfg: Config, baseDir: string): Config {
   cfg.server.data_dir = abs(cfg.server.data_dir);
   if (cfg.server.tls_cert) cfg.server.tls_cert = abs(cfg.server.tls_cert);
   if (cfg.server.tls_key) cfg.server.tls_key = abs(cfg.server.tls_key);
-  for (const ca of Object.values(cfg.cas)) if (ca.dir) ca.dir = abs(ca.dir);
+  const upstream = (up: UpstreamConfig | undefined) => {
+    if (!up) return;
+    up.trust = abs(up.trust);
+    if (up.cert) up.cert = abs(up.cert);
+    if (up.key) up.key = abs(up.key);
+    if (up.password_file) up.password_file = abs(up.password_file);
+  };
+  for (const ca of Object.values(cfg.cas)) {
+    if (ca.dir) ca.dir = abs(ca.dir);
+    upstream(ca.request);
+  }
   for (const label of Object.values(cfg.labels)) {
     label.client_trust = label.client_trust.map(abs);
-    const up = label.upstream;
-    if (up) {
-      up.trust = abs(up.trust);
-      if (up.cert) up.cert = abs(up.cert);
-      if (up.key) up.key = abs(up.key);
-      if (up.password_file) up.password_file = abs(up.password_file);
-    }
+    upstream(label.upstream);
   }
   return cfg;
 }

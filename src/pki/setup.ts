@@ -33,7 +33,13 @@ function creationOrder(cfg: Config): string[] {
   return order;
 }
 
-export async function preparePki(cfg: Config, opts: { create: boolean }): Promise<Pki> {
+export interface PrepareOptions {
+  create: boolean;
+  /** Obtains a `create = "request"` CA from the parent layer (src/issuer/subca-request.ts). */
+  requestCa?: (name: string, dir: string) => Promise<CaMaterial>;
+}
+
+export async function preparePki(cfg: Config, opts: PrepareOptions): Promise<Pki> {
   const cas = new Map<string, CaMaterial>();
   const created: string[] = [];
   for (const name of creationOrder(cfg)) {
@@ -44,6 +50,12 @@ export async function preparePki(cfg: Config, opts: { create: boolean }): Promis
       continue;
     }
     if (!opts.create || c.create === 'none') throw new CaLoadError(`CA "${name}": no ca.cert.pem in ${dir}`);
+    if (c.create === 'request') {
+      if (!opts.requestCa) throw new CaLoadError(`CA "${name}": not there yet; obtain it with \`estgw ca request-subca\` while the parent is reachable`);
+      cas.set(name, await opts.requestCa(name, dir));
+      created.push(name);
+      continue;
+    }
     const o = {
       subject: parseNameString(c.subject),
       keySpec: c.key as KeySpec,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
+import { requestSubordinateCa } from '../issuer/subca-request.js';
 import { caDir, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
@@ -24,7 +25,7 @@ export const workerCount = (cfg: Config): number => (cfg.server.workers === 'aut
 export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void> {
   const logger = createLogger(cfg.log.level);
   const print = opts.print ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const pki = await preparePki(cfg, { create: true });
+  const pki = await preparePki(cfg, { create: true, requestCa: (name, dir) => requestSubordinateCa(name, dir, cfg.cas[name]!, logger) });
   const n = workerCount(cfg);
 
   let stop: () => Promise<void>;

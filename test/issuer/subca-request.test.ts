@@ -1,0 +1,81 @@
+import test from 'ava';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../../src/config/load.js';
+import { parseCertificate } from '../../src/est/certificate.js';
+import { requestSubordinateCa } from '../../src/issuer/subca-request.js';
+import { Signer } from '../../src/pki/issuance.js';
+import { loadCa } from '../../src/pki/ca.js';
+import { buildName } from '../../src/est/name.js';
+import { describeSpki } from '../../src/est/spki.js';
+import { generateKey, spkiDer } from '../../src/pki/keys.js';
+import { OID } from '../../src/est/oids.js';
+import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
+import { run } from '../helpers/cli.js';
+
+let parent: TestGateway;
+let dir: string;
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'estgw-subca-'));
+  parent = await startTestGateway({
+    users: { estuser: 'estpwd', bottom: 'bottom-pw' },
+    cas: { root: { path_len: 2 }, issuing: { create: 'subordinate', parent: 'root', path_len: 1 } },
+    labels: {
+      default: { ca: 'issuing' },
+      subca: { ca: 'issuing', grants: [{ identity: 'user:bottom', common_names: ['bottom *'], subject_attributes: ['O'], allow_ca: true, max_path_len: 0 }] },
+    },
+  });
+  await writeFile(join(dir, 'parent-root.pem'), parent.caPem);
+  await writeFile(join(dir, 'pw'), 'bottom-pw\n');
+});
+test.after.always(async () => {
+  await parent?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const caCfg = (subject: string) =>
+  validateConfig({
+    cas: {
+      root: { create: 'request', subject, request: { url: parent.url, label: 'subca', trust: join(dir, 'parent-root.pem'), username: 'bottom', password_file: join(dir, 'pw') } },
+    },
+  }).cas.root!;
+
+test('a layer obtains its sub-CA from the parent: CA:TRUE pathLen 0, chain up to the root, key 0600', async (t) => {
+  const ca = await requestSubordinateCa('bottom', join(dir, 'bottom'), caCfg('/O=Plant/CN=bottom layer CA'));
+  t.deepEqual(ca.fields.basicConstraints, { ca: true, pathLen: 0 });
+  t.is(ca.chain.length, 3);
+  t.true(new X509Certificate(ca.chain[2]!).verify(new X509Certificate(parent.caPem).publicKey));
+  t.is((await stat(join(dir, 'bottom', 'ca.key.pem'))).mode & 0o777, 0o600);
+  // it issues certificates that chain to the parent's root
+  const reloaded = await loadCa('bottom', join(dir, 'bottom'));
+  const key = await generateKey('p256');
+  const leaf = new Signer(reloaded).issue({ subjectDer: buildName([['CN', 'device']]), spki: spkiDer(key), key: describeSpki(spkiDer(key)), validityDays: 1, extKeyUsage: [OID.clientAuth] });
+  t.deepEqual(parseCertificate(leaf.der).issuerDer, reloaded.fields.subjectDer);
+  const audit = parent.audit().find((l) => l.op === 'simpleenroll' && l.label === 'subca' && l.status === 200);
+  t.is(audit?.identity, 'user:bottom');
+});
+
+test('the parent refuses a sub-CA name its grant does not cover, with its reason', async (t) => {
+  await t.throwsAsync(requestSubordinateCa('other', join(dir, 'other'), caCfg('/CN=somebody else')), { message: /CN "somebody else" is not allowed/ });
+  await t.throwsAsync(stat(join(dir, 'other', 'ca.key.pem')));
+});
+
+test('estgw ca request-subca: obtains, then keeps, then replaces with --force while keeping the old one', async (t) => {
+  const cfgFile = join(dir, 'bottom.toml');
+  await writeFile(
+    cfgFile,
+    `[server]\ndata_dir = "state"\n[cas.root]\ncreate = "request"\nsubject = "/O=Plant/CN=bottom cli CA"\n` +
+      `[cas.root.request]\nurl = "${parent.url}"\nlabel = "subca"\ntrust = "parent-root.pem"\nusername = "bottom"\npassword_file = "pw"\n`,
+  );
+  const first = await run('node', ['dist/src/cli/main.js', 'ca', 'request-subca', '--config', cfgFile]);
+  t.regex(first.stdout.toString(), /obtained CA "root"/);
+  const again = await run('node', ['dist/src/cli/main.js', 'ca', 'request-subca', '--config', cfgFile]);
+  t.regex(again.stdout.toString(), /exists/);
+  const forced = await run('node', ['dist/src/cli/main.js', 'ca', 'request-subca', '--config', cfgFile, '--force']);
+  t.regex(forced.stdout.toString(), /obtained CA "root"/);
+  const entries = await readdir(join(dir, 'state', 'ca'));
+  t.true(entries.includes('root'));
+  t.true(entries.some((e) => e.startsWith('root.replaced-')));
+});
