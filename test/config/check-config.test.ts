@@ -52,3 +52,19 @@ test('a file with broken TOML or a bad key fails with the file and key named', a
   await writeFile(join(dir, 'c.toml'), '[server]\ndata_dir = "state"\n');
   t.is((await loadConfigFile(join(dir, 'c.toml'))).server.data_dir, join(dir, 'state'));
 });
+
+test('every gateway configuration shipped in config/ validates', async (t) => {
+  const { readdir } = await import('node:fs/promises');
+  const root = join(process.cwd(), 'config');
+  const files = [
+    ...(await readdir(root)).filter((f) => f.endsWith('.toml')).map((f) => join(root, f)),
+    ...(await readdir(join(root, 'hierarchy'))).filter((f) => f.endsWith('.toml') && f !== 'edge-client.toml').map((f) => join(root, 'hierarchy', f)),
+  ];
+  t.true(files.length >= 4);
+  for (const f of files) await t.notThrowsAsync(loadConfigFile(f), f);
+});
+
+test('the shipped edge-client example is a valid client configuration', async (t) => {
+  const { loadClientConfig } = await import('../../src/client/config.js');
+  await t.notThrowsAsync(loadClientConfig(join(process.cwd(), 'config', 'hierarchy', 'edge-client.toml')));
+});
