@@ -47,6 +47,11 @@ function resolvePaths(cfg: Config, baseDir: string): Config {
     if (ca.dir) ca.dir = abs(ca.dir);
     upstream(ca.request);
   }
+  for (const r of cfg.proxy) {
+    if (r.trust) r.trust = abs(r.trust);
+    if (r.cert) r.cert = abs(r.cert);
+    if (r.key) r.key = abs(r.key);
+  }
   for (const label of Object.values(cfg.labels)) {
     label.client_trust = label.client_trust.map(abs);
     upstream(label.upstream);

@@ -93,6 +93,17 @@ export const labelSchema = z
   })
   .strict();
 
+export const proxyRouteSchema = z
+  .object({
+    prefix: z.string().regex(/^\/[^\s]*\/$/, 'must start and end with /, e.g. /v2/').describe('Path prefix forwarded unchanged, e.g. /v2/ for a container registry.'),
+    target: z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be scheme://host:port with no path').describe('The parent layer that serves this prefix.'),
+    trust: z.string().optional().describe('PEM trust anchors for an https target; absent: the system roots.'),
+    cert: z.string().optional().describe('Client certificate (PEM) to present to the target.'),
+    key: z.string().optional().describe('Its private key.'),
+    timeout: z.number().min(0.1).default(60).describe('Seconds to wait for the target\'s answer; then 504.'),
+  })
+  .strict();
+
 export const userSchema = z
   .object({
     password_hash: z
@@ -137,6 +148,10 @@ export const configSchema = z
       .prefault({}),
     cas: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'CA names use letters, digits, - and _'), caSchema).prefault({ root: {} }).describe('Local CAs by name.'),
     users: z.record(z.string().min(1), userSchema).default({}).describe('HTTP Basic users by name.'),
+    proxy: z
+      .array(proxyRouteSchema)
+      .default([])
+      .describe('Generic routes ([[proxy]]) passed byte for byte to the parent layer with http-proxy, so one gateway per layer can replace the IoT Edge API proxy module.'),
     labels: z
       .record(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'labels are URL path segments'), labelSchema)
       .prefault({ default: {} })
@@ -161,6 +176,10 @@ export const configSchema = z
       if (up && !!up.cert !== !!up.key) ctx.addIssue({ code: 'custom', path: ['labels', name, 'upstream', up.cert ? 'key' : 'cert'], message: 'cert and key go together' });
       if (up && !!up.username !== !!up.password_file) ctx.addIssue({ code: 'custom', path: ['labels', name, 'upstream', up.username ? 'password_file' : 'username'], message: 'username and password_file go together' });
     }
+    cfg.proxy.forEach((r, i) => {
+      if (r.prefix.startsWith('/.well-known/est/') || r.prefix === '/.well-known/') ctx.addIssue({ code: 'custom', path: ['proxy', i, 'prefix'], message: 'EST paths are served by the gateway itself' });
+      if (!!r.cert !== !!r.key) ctx.addIssue({ code: 'custom', path: ['proxy', i, r.cert ? 'key' : 'cert'], message: 'cert and key go together' });
+    });
     for (const [name, ca] of Object.entries(cfg.cas)) {
       if (ca.create === 'request' && !ca.request) ctx.addIssue({ code: 'custom', path: ['cas', name, 'request'], message: 'create = "request" needs a [request] table naming the parent' });
       if (ca.create === 'subordinate') {
@@ -184,3 +203,4 @@ export type LabelConfig = z.infer<typeof labelSchema>;
 export type GrantConfig = z.infer<typeof grantSchema>;
 export type CaConfig = z.infer<typeof caSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type ProxyRouteConfig = z.infer<typeof proxyRouteSchema>;

@@ -81,6 +81,7 @@ export function createApp(s: Services): Koa {
   });
   app.use(auditLog(s));
   app.use(errorHandler(s.realm));
+  if (s.proxy) app.use(s.proxy.middleware);
   app.use(requireHost);
   app.use(estDispatcher(s));
   app.use(router.routes());

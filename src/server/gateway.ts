@@ -16,6 +16,7 @@ import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
+import { createUpstreamProxy } from './upstream-proxy.js';
 import { type Label, makeLabel } from './label.js';
 import type { Services } from './services.js';
 
@@ -100,6 +101,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     logger,
     caChain,
   };
+  if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, logger);
   const app = createApp(services);
 
   const tlsOptions = {
@@ -171,6 +173,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       if (trustTimer) clearInterval(trustTimer);
       await Promise.all(chainServices.map((c) => c.close()));
       for (const f of forwarders) f.close();
+      services.proxy?.close();
       await cache.close();
     },
   };

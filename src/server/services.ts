@@ -9,6 +9,8 @@ export interface Services {
   realm: string;
   bodyLimit: number;
   logger: Logger;
+  /** Generic routes passed to the parent layer ([[proxy]]). */
+  proxy?: import('./upstream-proxy.js').UpstreamProxy;
   /** Resolves /cacerts for a label (through the CA-chain cache). */
   caChain(label: Label): Promise<Buffer[]>;
 }

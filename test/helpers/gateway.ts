@@ -24,6 +24,8 @@ export interface TestGatewayOptions {
   redis?: Record<string, unknown>;
   /** Reuse a data directory (restart tests). */
   dataDir?: string;
+  /** Other top-level configuration tables (e.g. proxy). */
+  extra?: Record<string, unknown>;
 }
 
 export interface TestGateway {
@@ -62,6 +64,7 @@ export async function startTestGateway(o: TestGatewayOptions = {}): Promise<Test
     users,
     labels,
     ...(o.redis ? { redis: o.redis } : {}),
+    ...o.extra,
   });
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
