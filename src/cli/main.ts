@@ -6,8 +6,7 @@ import { parseArgs } from 'node:util';
 import { hashPassword } from '../auth/password.js';
 import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../config/load.js';
 import { join } from 'node:path';
-import { rename } from 'node:fs/promises';
-import { requestSubordinateCa } from '../issuer/subca-request.js';
+import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
 import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../pki/setup.js';
 import { CLIENT_USAGE, runClientCli } from '../client/cli.js';
@@ -91,11 +90,7 @@ async function cmdRequestSubca(argv: string[]): Promise<number> {
       process.stdout.write(`exists  CA "${name}" ${join(dir, CA_CERT_FILE)} (use --force to replace it)\n`);
       continue;
     }
-    // request into a fresh directory, then swap: the old CA stays whole until the new one is
-    const fresh = `${dir}.new-${process.pid}`;
-    const ca = await requestSubordinateCa(name, fresh, cfg.cas[name]!);
-    if (await caExists(dir)) await rename(dir, `${dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '')}`);
-    await rename(fresh, dir);
+    const ca = await replaceSubordinateCa(name, dir, cfg.cas[name]!);
     process.stdout.write(`obtained CA "${name}" ${join(dir, CA_CERT_FILE)}: ${ca.cert.subject.split('\n').join(', ')}, valid until ${new Date(ca.cert.validTo).toISOString()}\n`);
   }
   return 0;

@@ -59,6 +59,12 @@ export const caSchema = z
       .enum(['root', 'subordinate', 'request', 'none'])
       .default('root')
       .describe('On first start, create a self-signed `root`, a `subordinate` of another local CA (`parent`), `request` it from the parent layer over EST (see `request`; also `estgw ca request-subca`), or `none`: the files must exist.'),
+    renew_at: z
+      .number()
+      .min(0.1)
+      .max(0.95)
+      .default(0.66)
+      .describe('For create = "request": the share of the sub-CA\'s lifetime after which the gateway obtains a new one (new key) from the parent; the old one keeps validating what it issued until it expires.'),
     request: upstreamSchema.optional().describe('For create = "request": the parent layer that issues this sub-CA (a label whose grant allows CA certificates to this layer\'s identity).'),
     parent: z.string().optional().describe('For create = "subordinate": the local CA that signs this one.'),
     dir: z.string().optional().describe('Where ca.cert.pem, ca.key.pem (mode 0600) and chain.pem live. Default: DATA_DIR/ca/NAME.'),

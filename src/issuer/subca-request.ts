@@ -2,13 +2,13 @@
 // a CSR for CA:TRUE with a path length, simpleenroll on a label whose policy
 // grants CA certificates to this layer, then the parent's chain up to the root.
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { EstError } from '../errors.js';
 import { EstClient } from '../client/est-client.js';
 import type { CaConfig, UpstreamConfig } from '../config/schema.js';
 import { buildCsr } from '../est/csr-build.js';
 import { buildName, parseNameString } from '../est/name.js';
-import { type CaMaterial, assembleCa, storeCa } from '../pki/ca.js';
+import { type CaMaterial, REPLACED_SUFFIX, assembleCa, caExists, storeCa } from '../pki/ca.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import type { Logger } from '../util/log.js';
 
@@ -62,4 +62,18 @@ export async function requestSubordinateCa(name: string, dir: string, ca: CaConf
   } finally {
     client.close();
   }
+}
+
+/**
+ * Obtains a new sub-CA into a fresh directory, then swaps it in: the old one
+ * stays whole until the new one is complete, and is kept beside it as
+ * `DIR.replaced-TIME` so certificates it issued still renew (setup.ts loads it
+ * as a previous generation until it expires).
+ */
+export async function replaceSubordinateCa(name: string, dir: string, ca: CaConfig, logger?: Logger): Promise<CaMaterial> {
+  const fresh = `${dir}.new-${process.pid}-${Date.now()}`;
+  const material = await requestSubordinateCa(name, fresh, ca, logger);
+  if (await caExists(dir)) await rename(dir, `${dir}${REPLACED_SUFFIX}${new Date().toISOString().replace(/[:.]/g, '')}`);
+  await rename(fresh, dir);
+  return material;
 }

@@ -1,9 +1,9 @@
 // CA material on disk: create a root or a subordinate, load and check one,
 // and the gateway's own TLS server certificate.
 import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fromPemAll, toPem } from '../est/base64.js';
 import { type CertFields, parseCertificate } from '../est/certificate.js';
 import { buildGeneralNames, buildName, formatName, type GeneralName } from '../est/name.js';
@@ -21,11 +21,15 @@ export interface CaMaterial {
   key: KeyObject;
   /** This CA's certificate, then its issuers up to and including the self-signed root. */
   chain: Buffer[];
+  /** Earlier generations of this CA (replaced, still valid): what they issued still renews. */
+  previous?: Buffer[];
 }
 
 export const CA_CERT_FILE = 'ca.cert.pem';
 export const CA_KEY_FILE = 'ca.key.pem';
 export const CA_CHAIN_FILE = 'chain.pem';
+/** A replaced CA directory is kept as DIR.replaced-TIME (see replaceSubordinateCa). */
+export const REPLACED_SUFFIX = '.replaced-';
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
@@ -58,6 +62,19 @@ export async function loadCa(name: string, dir: string): Promise<CaMaterial> {
   const chainFile = join(dir, CA_CHAIN_FILE);
   const issuers = (await exists(chainFile)) ? fromPemAll(await readFile(chainFile, 'utf8'), 'CERTIFICATE') : certs.slice(1);
   return assembleCa(name, certs[0]!, key, issuers);
+}
+
+/** Certificates of replaced generations of the CA in `dir` that are still valid. */
+export async function previousGenerations(dir: string, now = Date.now()): Promise<Buffer[]> {
+  const parent = dirname(dir);
+  const prefix = `${basename(dir)}${REPLACED_SUFFIX}`;
+  const names = (await readdir(parent).catch(() => [] as string[])).filter((n) => n.startsWith(prefix));
+  const out: Buffer[] = [];
+  for (const n of names) {
+    const cert = fromPemAll(await readFile(join(parent, n, CA_CERT_FILE), 'utf8').catch(() => ''), 'CERTIFICATE')[0];
+    if (cert && Date.parse(new X509Certificate(cert).validTo) > now) out.push(cert);
+  }
+  return out;
 }
 
 export async function caExists(dir: string): Promise<boolean> {

@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import { fromPemAll } from '../est/base64.js';
 import { type GeneralName, parseNameString } from '../est/name.js';
 import {
-  type CaMaterial, type ServerTls, CaLoadError, caExists, createRootCa, createSubordinateCa, ensureServerTls, loadCa,
+  type CaMaterial, type ServerTls, CaLoadError, caExists, createRootCa, createSubordinateCa, ensureServerTls, loadCa, previousGenerations,
 } from './ca.js';
 import type { KeySpec } from './keys.js';
 
@@ -46,7 +46,9 @@ export async function preparePki(cfg: Config, opts: PrepareOptions): Promise<Pki
     const c = cfg.cas[name]!;
     const dir = caDir(cfg, name);
     if (await caExists(dir)) {
-      cas.set(name, await loadCa(name, dir));
+      const material = await loadCa(name, dir);
+      if (c.create === 'request') material.previous = await previousGenerations(dir);
+      cas.set(name, material);
       continue;
     }
     if (!opts.create || c.create === 'none') throw new CaLoadError(`CA "${name}": no ca.cert.pem in ${dir}`);
