@@ -38,7 +38,7 @@ const BUSY_MACHINE = 0.1;
 
 function printSummary(o: BenchOptions, r: WrkResult, failures: string[], foreignCpu: number | undefined): void {
   const nproc = availableParallelism();
-  const gateway = o.target ? `target ${o.target}` : `local, workers ${o.workers}`;
+  const gateway = o.target ? `target ${o.target}` : o.hops ? `${o.hops} forwarding hop(s) + issuing top, workers ${o.workers} each` : `local, workers ${o.workers}`;
   const warmup = seconds(o.warmup) > 0 ? `after ${o.warmup} warmup` : 'no warmup';
   const fmt = (n: number, d = 2) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
   console.log(

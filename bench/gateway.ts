@@ -25,6 +25,8 @@ export interface Gateway {
 
 export interface StartOptions {
   workers: 'auto' | number;
+  /** Run from this configuration file (its listen and data_dir win over the fresh ones below). */
+  config?: { file: string; port: number; dataDir: string; caFile: string };
   /** Extra node flags, e.g. --cpu-prof for bench/profile.ts. */
   nodeArgs?: string[];
   readyTimeoutMs?: number;
@@ -54,12 +56,13 @@ export function logTail(file: string, lines = 30): string {
 
 export async function startGateway(o: StartOptions): Promise<Gateway> {
   if (!existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} not found: build first (npm run build)`);
-  const dataDir = await mkdtemp(join(tmpdir(), 'estgw-bench-'));
+  const dataDir = o.config?.dataDir ?? (await mkdtemp(join(tmpdir(), 'estgw-bench-')));
   const logFile = join(dataDir, 'gateway.log');
-  const port = await freePort();
+  const port = o.config?.port ?? (await freePort());
   const fd = openSync(logFile, 'a');
   const args = [
     ...(o.nodeArgs ?? []), GATEWAY_MAIN, 'serve',
+    ...(o.config ? ['--config', o.config.file] : []),
     '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--workers', String(o.workers),
   ];
   // detached: own process group, so one signal reaches the primary and its cluster workers
@@ -71,7 +74,7 @@ export async function startGateway(o: StartOptions): Promise<Gateway> {
     url: `https://127.0.0.1:${port}/.well-known/est`,
     dataDir,
     logFile,
-    caFile: join(dataDir, 'ca', 'root', 'ca.cert.pem'),
+    caFile: o.config?.caFile ?? join(dataDir, 'ca', 'root', 'ca.cert.pem'),
     pgid: child.pid,
     async stop() {
       if (stopped) return;

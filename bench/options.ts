@@ -17,6 +17,8 @@ export interface BenchOptions {
   user: string;
   pass: string;
   json: boolean;
+  /** Forwarding layers between the client and the issuing top (0 = the gateway issues itself). */
+  hops: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -27,6 +29,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --workers auto|N      gateway worker processes (ignored with --target)
   --key-type p256|p384|rsa2048   key of the CSRs sent
   --csrs 512            distinct CSRs cycled through
+  --hops 0|1|2          forwarding layers (RAs) in front of the issuing top layer
   --target URL          bench a running endpoint, e.g. https://host:8443/.well-known/est
   --cacert FILE --user U --pass P   trust and credentials for --target
   --json                also print one JSON result line`;
@@ -47,6 +50,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'key-type': { type: 'string', default: 'p256' },
       csrs: { type: 'string', default: '512' },
       target: { type: 'string' },
+      hops: { type: 'string', default: '0' },
       cacert: { type: 'string' },
       user: { type: 'string', default: 'estuser' },
       pass: { type: 'string', default: 'estpwd' },
@@ -80,7 +84,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     user: values.user,
     pass: values.pass,
     json: values.json,
+    hops: values.hops === '0' ? 0 : positiveInt('hops', values.hops),
   };
+  if (opts.hops > 4) throw new Error('--hops takes 0 to 4');
+  if (opts.hops && values.target !== undefined) throw new Error('--hops starts its own layers; it does not go with --target');
   if (values.target !== undefined) {
     const u = new URL(values.target);
     if (u.protocol !== 'https:') throw new Error('--target must be an https:// URL');

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { KeySpec } from '../src/pki/keys.js';
 import { makeCsrPool } from './csr-pool.js';
 import { type Gateway, startGateway } from './gateway.js';
+import { startHierarchy } from './hierarchy.js';
 import { operationUrl } from './options.js';
 import { basicAuth, enrollOnce } from './sanity.js';
 import { type WrkResult, findWrk, killWrk, runWrk, socketErrorCount } from './wrk.js';
@@ -22,6 +23,7 @@ export interface SessionOptions {
   pass: string;
   /** Extra node flags for a fresh gateway. */
   nodeArgs?: string[];
+  hops?: number;
 }
 
 export interface Session {
@@ -74,6 +76,13 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   if (o.target) {
     base = o.target;
     if (o.cacert) ca = await readFile(o.cacert);
+  } else if (o.hops) {
+    log(`starting a fresh hierarchy: ${o.hops} forwarding layer(s) above which the top issues (workers ${o.workers} each)`);
+    const h = await startHierarchy(o.hops, o.workers, (stop) => open.push(stop));
+    open.push(() => h.stop());
+    gateway = h.bottom;
+    base = gateway.url;
+    ca = await readFile(gateway.caFile);
   } else {
     log(`starting a fresh gateway (workers ${o.workers})`);
     gateway = await startGateway({
