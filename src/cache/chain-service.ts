@@ -66,6 +66,13 @@ export class CaChainService {
     }
   }
 
+  /** Fetches now, whatever the cache holds (a local CA was replaced); returns the new chain. */
+  async refreshNow(label: string): Promise<Buffer[]> {
+    const source = this.sources.get(label);
+    if (!source) throw new EstError('notFound', `no CA chain source for label "${label}"`);
+    return (await this.refresh(label, source, await this.cache.get(label))).certs;
+  }
+
   /** Stops background refreshes and waits for the fetches under way. */
   async close(): Promise<void> {
     this.closing.abort();

@@ -36,8 +36,9 @@ export class LocalIssuer implements Issuer {
     this.islandedMark = extension(NETSCAPE_COMMENT, false, ia5(`issued by ${this.issuedBy} while its parent layer was unreachable (islanded)`));
   }
 
+  /** The chain, and replaced generations still valid: what they issued must keep chaining. */
   async caCerts(): Promise<Buffer[]> {
-    return this.ca.chain;
+    return this.ca.previous?.length ? [...this.ca.chain, ...this.ca.previous] : this.ca.chain;
   }
 
   async enroll(req: EnrollRequest, o: IssueOptions = {}): Promise<IssuedResult> {

@@ -33,6 +33,8 @@ export interface RunningGateway {
   /** https://HOST:PORT/.well-known/est */
   url: string;
   pki: Pki;
+  /** Issues from a new PKI (a renewed sub-CA) without dropping a connection. */
+  reload(next: Pki): Promise<void>;
   labels: Map<string, Label>;
   close(): Promise<void>;
 }
@@ -50,24 +52,30 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const pki = opts.pki ?? (await preparePki(cfg, { create: true }));
 
   const labels = new Map<string, Label>();
-  const forwarders: ForwardIssuer[] = [];
-  for (const [name, lc] of Object.entries(cfg.labels)) {
-    const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? pki.cas.get(lc.ca)! : undefined;
-    const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec) : undefined;
-    let issuer: Issuer = local!;
-    const own = [...(ca?.chain ?? [])];
-    if (lc.mode === 'forward') {
-      const up = lc.upstream!;
-      const forward = new ForwardIssuer(await upstreamOptions(up, logger));
-      forwarders.push(forward);
-      own.push(...(await readPemFiles([up.trust])));
-      issuer = lc.fallback === 'issue'
-        ? new FallbackIssuer(forward, local!, (op, reason) => logger.warn({ label: name, op, reason }, 'parent unreachable: issuing locally (islanded)'))
-        : forward;
+  const forwarders = new Map<string, ForwardIssuer>();
+  /** (Re)builds every label from the PKI; forwarders survive a reload, local CAs are taken afresh. */
+  const buildLabels = async (p: Pki) => {
+    for (const [name, lc] of Object.entries(cfg.labels)) {
+      const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? p.cas.get(lc.ca)! : undefined;
+      const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec) : undefined;
+      let issuer: Issuer = local!;
+      // a replaced sub-CA keeps validating (and renewing) what it issued until it expires
+      const previous = ca?.previous ?? [];
+      const own = [...(ca?.chain ?? []), ...previous];
+      if (lc.mode === 'forward') {
+        const up = lc.upstream!;
+        let forward = forwarders.get(name);
+        if (!forward) forwarders.set(name, (forward = new ForwardIssuer(await upstreamOptions(up, logger))));
+        own.push(...(await readPemFiles([up.trust])));
+        issuer = lc.fallback === 'issue'
+          ? new FallbackIssuer(forward, local!, (op, reason) => logger.warn({ label: name, op, reason }, 'parent unreachable: issuing locally (islanded)'))
+          : forward;
+      }
+      const anchors = uniqueDer([...own, ...(await readPemFiles(lc.client_trust))]);
+      labels.set(name, makeLabel(name, lc, issuer, anchors, ca ? [ca.certDer, ...previous] : [], uniqueDer(own)));
     }
-    const anchors = uniqueDer([...own, ...(await readPemFiles(lc.client_trust))]);
-    labels.set(name, makeLabel(name, lc, issuer, anchors, ca ? [ca.certDer] : [], uniqueDer(own)));
-  }
+  };
+  await buildLabels(pki);
 
   const redisUrl = cfg.redis.url;
   const cache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, logger, ...(redisUrl ? { redisUrl } : {}) });
@@ -79,7 +87,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       ? { refreshAfterMs: up.cacerts_refresh * 1000, maxStaleMs: up.cacerts_max_stale * 1000, lockTtlMs: (up.connect_timeout + up.timeout) * 1000 }
       : { refreshAfterMs: LOCAL_CHAIN_REFRESH_MS, maxStaleMs: 24 * LOCAL_CHAIN_REFRESH_MS };
     const svc = new CaChainService(cache, { ...opts, logger });
-    svc.register(label.name, () => label.issuer.caCerts());
+    svc.register(label.name, () => labels.get(label.name)!.issuer.caCerts());
     chainServices.push(svc);
     serviceFor.set(label.name, svc);
   }
@@ -157,13 +165,21 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   });
   const actual = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  return {
+  const running: RunningGateway = {
     server,
     host,
     port: actual,
     url: `https://${urlHost}:${actual}/.well-known/est`,
     pki,
     labels,
+    async reload(next: Pki) {
+      await buildLabels(next);
+      for (const name of labels.keys()) await serviceFor.get(name)!.refreshNow(name).catch(() => undefined);
+      await refreshForwardedTrust(labels, caChain);
+      server.setSecureContext({ ...tlsOptions, ca: trustPem() });
+      running.pki = next;
+      logger.info({ cas: [...next.cas.keys()] }, 'PKI reloaded');
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -172,11 +188,12 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       });
       if (trustTimer) clearInterval(trustTimer);
       await Promise.all(chainServices.map((c) => c.close()));
-      for (const f of forwarders) f.close();
+      for (const f of forwarders.values()) f.close();
       services.proxy?.close();
       await cache.close();
     },
   };
+  return running;
 }
 
 /** Malformed HTTP and timeouts get a text/plain reason too, then the connection closes. */

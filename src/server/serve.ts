@@ -6,12 +6,15 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
-import { requestSubordinateCa } from '../issuer/subca-request.js';
+import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
 import { caDir, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
+import { SubCaRenewer } from './subca-renewal.js';
 
 const WORKER_CONFIG_ENV = 'ESTGW_WORKER_CONFIG';
+/** Primary to workers: a sub-CA was renewed on disk; issue from it. */
+const RELOAD_PKI = 'estgw:reload-pki';
 
 export interface ServeOptions {
   /** The embedded default runs with the tutorial's well-known credentials. */
@@ -30,13 +33,30 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
 
   let stop: () => Promise<void>;
   let port: number;
+  let reload: () => Promise<void>;
   if (n <= 1) {
     const gw = await startGateway(cfg, { logger, pki });
     port = gw.port;
     stop = () => gw.close();
+    reload = async () => gw.reload(await preparePki(cfg, { create: false }));
   } else {
     ({ port, stop } = await startCluster(cfg, n, logger));
+    reload = async () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.send(RELOAD_PKI);
+    };
   }
+  const renewer = new SubCaRenewer({
+    cfg,
+    logger,
+    replace: (name, dir) => replaceSubordinateCa(name, dir, cfg.cas[name]!, logger),
+    onRenewed: () => reload(),
+  });
+  renewer.start(pki.cas);
+  const stopAll = stop;
+  stop = async () => {
+    renewer.stop();
+    await stopAll();
+  };
 
   const root = pki.cas.get(cfg.server.tls_issuer) ?? [...pki.cas.values()][0]!;
   const rootDer = root.chain.at(-1)!;
@@ -135,4 +155,10 @@ export async function serveWorker(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => {}); // the primary decides; Ctrl-C reaches the whole group
+  process.on('message', (m) => {
+    if (m !== RELOAD_PKI) return;
+    preparePki(cfg, { create: false })
+      .then((next) => gw!.reload(next))
+      .catch((err: unknown) => logger.error({ err }, 'reloading the PKI failed; still issuing from the previous one'));
+  });
 }

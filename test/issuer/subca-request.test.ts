@@ -79,3 +79,42 @@ test('estgw ca request-subca: obtains, then keeps, then replaces with --force wh
   t.true(entries.includes('root'));
   t.true(entries.some((e) => e.startsWith('root.replaced-')));
 });
+
+test('a renewed sub-CA is issued from at once; certificates of the replaced one still renew', async (t) => {
+  const { replaceSubordinateCa } = await import('../../src/issuer/subca-request.js');
+  const { preparePki } = await import('../../src/pki/setup.js');
+  const { httpsRequest, basic } = await import('../helpers/http.js');
+  const { makeCsr } = await import('../helpers/pki.js');
+  const { decodeEstBase64, toPem } = await import('../../src/est/base64.js');
+  const { parseCertsOnly } = await import('../../src/est/pkcs7.js');
+  const data = join(dir, 'renewing');
+  const subject = '/O=Plant/CN=bottom renewing CA';
+  const request = { url: parent.url, label: 'subca', trust: join(dir, 'parent-root.pem'), username: 'bottom', password_file: join(dir, 'pw') };
+  await requestSubordinateCa('bottom', join(data, 'ca', 'bottom'), caCfg(subject));
+  const gw = await startTestGateway({ dataDir: data, cas: { root: {}, bottom: { create: 'request', subject, request } }, labels: { default: { ca: 'bottom' } } });
+  t.teardown(() => gw.close());
+  const enroll = async (path: string, b64: string, o: { cert?: string; key?: string } = {}) => {
+    const res = await httpsRequest(`${gw.url}/${path}`, { ca: gw.caPem, body: b64, headers: { 'Content-Type': 'application/pkcs10', ...(o.cert ? {} : { Authorization: basic('estuser', 'estpwd') }) }, ...o });
+    t.is(res.status, 200, res.body.toString());
+    return new X509Certificate(parseCertsOnly(decodeEstBase64(res.body))[0]!);
+  };
+  const csr = await makeCsr('device-r');
+  const before = await enroll('simpleenroll', csr.b64);
+  const gen1 = gw.gateway.pki.cas.get('bottom')!;
+  t.true(before.checkIssued(gen1.cert));
+
+  await replaceSubordinateCa('bottom', join(data, 'ca', 'bottom'), caCfg(subject));
+  await gw.gateway.reload(await preparePki(gw.config, { create: false }));
+  const gen2 = gw.gateway.pki.cas.get('bottom')!;
+  t.false(gen2.certDer.equals(gen1.certDer));
+  t.false(gen2.key.export({ format: 'der', type: 'pkcs8' }).equals(gen1.key.export({ format: 'der', type: 'pkcs8' })));
+  const after = await enroll('simpleenroll', (await makeCsr('device-s')).b64);
+  t.true(after.checkIssued(gen2.cert));
+  // the device holding a gen-1 certificate renews with it
+  const renewed = await enroll('simplereenroll', csr.b64, { cert: toPem('CERTIFICATE', before.raw), key: csr.keyPem });
+  t.true(renewed.checkIssued(gen2.cert));
+  // /cacerts carries both generations, so both kinds of certificate chain to the root
+  const chain = parseCertsOnly(decodeEstBase64((await httpsRequest(`${gw.url}/cacerts`, { ca: gw.caPem })).body));
+  t.true(chain.some((c) => c.equals(gen1.certDer)));
+  t.true(chain.some((c) => c.equals(gen2.certDer)));
+});
