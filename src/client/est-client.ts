@@ -117,6 +117,19 @@ function networkError(op: string, where: string, e: unknown): EstError {
   return new EstError('unavailable', `${op}: ${what} ${where}: ${code}${err.message}`, { cause: e });
 }
 
+/**
+ * The request went out on a kept-alive connection the server had already
+ * closed (libest's estserver closes after every answer, without saying so
+ * after a 401): nothing was answered, so it is resent on a new connection.
+ */
+class StaleConnection extends Error {
+  constructor(readonly error: EstError) {
+    super(error.message);
+  }
+}
+const STALE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const MAX_STALE_RESENDS = 2;
+
 export class EstClient {
   readonly url: URL;
   private readonly o: EstClientOptions;
@@ -241,8 +254,17 @@ export class EstClient {
     const build = csr === undefined ? undefined : this.csrBuilder(csr, pop);
     const deadline = Date.now() + (this.o.pendingBudgetMs ?? 0);
     let basic = this.hasBasic && (this.o.basicAuth ?? 'preemptive') === 'preemptive';
+    let stale = 0;
     for (;;) {
-      const ex = await this.exchange(op, method, basic, pop, build, extraHeaders);
+      let ex: Exchange;
+      try {
+        ex = await this.exchange(op, method, basic, pop, build, extraHeaders);
+      } catch (e) {
+        if (!(e instanceof StaleConnection)) throw e;
+        if (stale++ >= MAX_STALE_RESENDS) throw e.error;
+        this.o.logger?.debug({ op }, 'the server had closed the kept-alive connection; resending on a new one');
+        continue;
+      }
       const r = ex.response;
       if (r.status === 401 && this.hasBasic && !basic) {
         this.o.logger?.debug({ op }, '401 challenge; sending Basic credentials');
@@ -317,9 +339,13 @@ export class EstClient {
         clearTimeout(timer);
         clearTimeout(connectTimer);
         req.destroy();
-        reject(networkError(op, this.where, e));
+        reject(e instanceof StaleConnection ? e : networkError(op, this.where, e));
       };
-      req.on('error', fail);
+      let responded = false;
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        const stale = !responded && req.reusedSocket && STALE_CODES.has(e.code ?? '');
+        fail(stale ? new StaleConnection(networkError(op, this.where, e)) : e);
+      });
       req.on('socket', (s) => {
         const sock = s as TLSSocket;
         const onSecure = () => {
@@ -341,10 +367,20 @@ export class EstClient {
           onSecure();
           return;
         }
-        connectTimer = setTimeout(() => fail(new EstError('unavailable', `${op}: cannot connect to ${this.where} within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+        // no TCP connection: unreachable; TCP accepted but no TLS handshake (a hung process): a timeout
+        connectTimer = setTimeout(
+          () =>
+            fail(
+              sock.connecting
+                ? new EstError('unavailable', `${op}: cannot connect to ${this.where} within ${connectTimeoutMs} ms`)
+                : new EstError('upstreamTimeout', `${op}: ${this.where} accepted the connection but did not complete the TLS handshake within ${connectTimeoutMs} ms`),
+            ),
+          connectTimeoutMs,
+        );
         sock.once('secureConnect', onSecure);
       });
       req.on('response', (res) => {
+        responded = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {

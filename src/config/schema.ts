@@ -47,7 +47,7 @@ export const upstreamSchema = z
     password_file: z.string().optional().describe('File holding the upstream Basic password.'),
     basic_auth: z.enum(['challenge', 'preemptive']).default('challenge').describe('Send Basic only after a 401 challenge (what libest expects) or with every request.'),
     timeout: z.number().min(0.1).default(30).describe('Seconds to wait for the parent\'s answer; then 504, or local issuance with fallback.'),
-    connect_timeout: z.number().min(0.1).default(5).describe('Seconds to wait for the TCP+TLS connection to the parent; then 503, or local issuance with fallback.'),
+    connect_timeout: z.number().min(0.1).default(5).describe('Seconds to wait for the TCP+TLS connection to the parent; then 503 (504 when the parent accepted TCP but never completed TLS), or local issuance with fallback.'),
     cacerts_refresh: z.number().min(1).default(300).describe('Seconds after which the cached /cacerts chain is refreshed in the background.'),
     cacerts_max_stale: z.number().min(1).default(7 * 86400).describe('Seconds a cached chain is still served while the parent is unreachable.'),
   })

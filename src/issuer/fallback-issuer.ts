@@ -1,5 +1,6 @@
 // Forward, and when the parent cannot be reached issue from this layer's own
 // sub-CA: islanded operation. Refusals from a reachable parent stay refusals.
+import { X509Certificate } from 'node:crypto';
 import { type EstErrorKind, isEstError } from '../errors.js';
 import type { ForwardIssuer } from './forward-issuer.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
@@ -36,11 +37,26 @@ export class FallbackIssuer implements Issuer {
   }
 
   enroll(req: EnrollRequest): Promise<IssuedResult> {
-    return this.either(req, () => this.parent.enroll(req), () => this.local.enroll(req, { islanded: true }));
+    return this.either(req, () => this.parent.enroll(this.upstreamRequest(req)), () => this.local.enroll(req, { islanded: true }));
   }
 
   serverKeygen(req: EnrollRequest): Promise<ServerKeygenResult> {
     return this.either(req, () => this.parent.serverKeygen(req), () => this.local.serverKeygen(req, { islanded: true }));
+  }
+
+  /**
+   * A certificate our own sub-CA issued (while islanded) means nothing to the
+   * parent, which refuses to renew what it did not issue: its renewal goes up
+   * as a simpleenroll, vouched for by this RA (it verified the certificate and
+   * its names downstream), so the device returns under the parent's CA.
+   */
+  private upstreamRequest(req: EnrollRequest): EnrollRequest {
+    if (req.op !== 'simplereenroll' || !req.currentCert) return req;
+    const current = new X509Certificate(req.currentCert);
+    const ours = [this.local.ca.certDer, ...(this.local.ca.previous ?? [])].map((d) => new X509Certificate(d));
+    if (!ours.some((ca) => current.checkIssued(ca) && current.verify(ca.publicKey))) return req;
+    const { currentCert: _renewed, ...rest } = req;
+    return { ...rest, op: 'simpleenroll' };
   }
 
   private islanded(e: unknown): boolean {

@@ -7,6 +7,7 @@ import { formatName } from '../est/name.js';
 import { parseCertificate } from '../est/certificate.js';
 import { EstClient, type EstClientOptions, type Operation } from '../client/est-client.js';
 import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseServerKeygenResponse, reasonOf } from '../client/response.js';
+import { serialHex } from '../pki/issuance.js';
 import { privateKeyDer } from '../pki/keys.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
 
@@ -54,7 +55,8 @@ export class ForwardIssuer implements Issuer {
 
   private result(der: Buffer): IssuedResult {
     const f = parseCertificate(der);
-    return { certDer: der, serialHex: f.serial.toString('hex'), notAfter: f.notAfter, issuedBy: `parent ${this.where}` };
+    // the serial as the parent's audit line and openssl print it: no DER sign byte
+    return { certDer: der, serialHex: serialHex(f.serial), notAfter: f.notAfter, issuedBy: `parent ${this.where}` };
   }
 
   /** One exchange; the parent's refusals keep their meaning, its silence becomes 503/504. */
@@ -64,6 +66,8 @@ export class ForwardIssuer implements Issuer {
       ({ response } = await this.client.send(op, method, csr, headers));
     } catch (e) {
       if (isEstError(e, 'pending')) throw e;
+      // an answer that arrived but is unusable (too large): the parent is there, and failing
+      if (isEstError(e, 'badGateway')) throw new EstError('badGateway', `parent ${this.where} sent an unusable answer: ${e.message}`, { retryAfter: RETRY_AFTER_S, cause: e });
       if (isEstError(e, 'upstreamTimeout')) throw new EstError('upstreamTimeout', `parent ${this.where} did not answer in time`, { retryAfter: RETRY_AFTER_S, cause: e });
       throw new EstError('unavailable', `parent ${this.where} is unreachable: ${(e as Error).message}`, { retryAfter: RETRY_AFTER_S, cause: e });
     }

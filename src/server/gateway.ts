@@ -243,21 +243,22 @@ async function upstreamOptions(up: UpstreamConfig, logger: Logger): Promise<EstC
  */
 async function refreshForwardedTrust(labels: Map<string, Label>, caChain: (l: Label) => Promise<Buffer[]>): Promise<boolean> {
   let changed = false;
-  for (const label of labels.values()) {
-    if (label.cfg.mode !== 'forward') continue;
-    let chain: Buffer[];
-    try {
-      chain = await caChain(label);
-    } catch {
-      continue; // parent down and nothing cached yet: keep what we have
-    }
+  const forwarded = [...labels.values()].filter((l) => l.cfg.mode === 'forward');
+  // all parents at once: a silent parent costs one timeout at start-up, not one per label
+  // (undefined: parent down and nothing cached yet, keep what we have)
+  const chains = await Promise.all(forwarded.map((l) => caChain(l).catch(() => undefined)));
+  forwarded.forEach((label, i) => {
+    const chain = chains[i];
+    if (!chain) return;
+    // issuing CAs and RA anchors follow the parent's chain even when the anchors
+    // do not change (a fallback label's own chain already holds the parent's)
+    label.issuingCas = uniqueDer([...label.staticIssuingCas, ...chain]);
+    label.raAnchors = uniqueDer([...label.staticRaAnchors, ...chain]);
     const anchors = uniqueDer([...label.staticAnchors, ...chain]);
-    if (anchors.length !== label.clientAnchors.length || anchors.some((a, i) => !a.equals(label.clientAnchors[i]!))) {
+    if (anchors.length !== label.clientAnchors.length || anchors.some((a, j) => !a.equals(label.clientAnchors[j]!))) {
       label.clientAnchors = anchors;
-      label.issuingCas = uniqueDer([...label.staticIssuingCas, ...chain]);
-      label.raAnchors = uniqueDer([...label.staticRaAnchors, ...chain]);
       changed = true;
     }
-  }
+  });
   return changed;
 }

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
+import { fromPemAll } from '../est/base64.js';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
 import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
 import { caDir, preparePki } from '../pki/setup.js';
@@ -58,8 +59,8 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     await stopAll();
   };
 
-  const root = pki.cas.get(cfg.server.tls_issuer) ?? [...pki.cas.values()][0]!;
-  const rootDer = root.chain.at(-1)!;
+  // a forwarding layer may have no CA of its own: then its TLS chain names the root
+  const rootDer = pki.cas.get(cfg.server.tls_issuer)?.chain.at(-1) ?? fromPemAll(pki.tls.certChainPem, 'CERTIFICATE').at(-1)!;
   const fp = sha256Fingerprint(rootDer);
   const { host } = splitHostPort(cfg.server.listen);
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}/.well-known/est`;

@@ -1,9 +1,13 @@
 // Shared by the cache tests: DER-looking bytes, a logger whose lines can be
-// counted, bounded waiting, and clean-up of Redis keys.
+// counted, bounded waiting, clean-up of Redis keys, and private redis-servers.
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import type { Redis } from 'ioredis';
+import type { ExecutionContext } from 'ava';
+import { Redis } from 'ioredis';
 import type { Logger } from '../../src/util/log.js';
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -31,4 +35,33 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await sleep(10);
   }
   return check();
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A throw-away redis-server on loopback, without persistence; killed with the test at the latest. */
+export async function startRedis(t: ExecutionContext, port: number): Promise<{ kill: () => Promise<void> }> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const exited = once(child, 'exit');
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  t.teardown(kill);
+  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  const ready = await eventually(() => probe.connect().then(() => true, () => false), 3_000);
+  probe.disconnect();
+  if (!ready) {
+    await kill();
+    throw new Error(`redis-server on port ${port} did not start`);
+  }
+  return { kill };
 }

@@ -1,41 +1,12 @@
 // Kills a private redis-server under traffic: CA chains keep being served from
 // memory, and once Redis is back the cache writes to it again.
-import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
+import test from 'ava';
 import { Redis } from 'ioredis';
 import { CaChainService } from '../../src/cache/chain-service.js';
 import { MemoryCaChainCache } from '../../src/cache/memory-cache.js';
 import { RedisCaChainCache } from '../../src/cache/redis-cache.js';
 import { ResilientCaChainCache } from '../../src/cache/resilient-cache.js';
-import { captureLogger, der, eventually, uniquePrefix } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** A throw-away redis-server on loopback, without persistence; stopped with the test at the latest. */
-async function startRedis(t: ExecutionContext, port: number): Promise<{ kill: () => Promise<void> }> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const exited = once(child, 'exit');
-  const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  };
-  t.teardown(kill);
-  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {});
-  const ready = await eventually(() => probe.connect().then(() => true, () => false), 3_000);
-  probe.disconnect();
-  if (!ready) throw new Error(`redis-server on port ${port} did not start`);
-  return { kill };
-}
+import { captureLogger, der, eventually, freePort, startRedis, uniquePrefix } from './helpers.js';
 
 test('serves from memory while Redis is down and shares through Redis again once it is back', async (t) => {
   const port = await freePort();

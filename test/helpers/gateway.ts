@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { hashPassword } from '../../src/auth/password.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { toPem } from '../../src/est/base64.js';
+import { fromPemAll, toPem } from '../../src/est/base64.js';
 import { type RunningGateway, startGateway } from '../../src/server/gateway.js';
 
 export interface TestGatewayOptions {
@@ -75,8 +75,9 @@ export async function startTestGateway(o: TestGatewayOptions = {}): Promise<Test
   });
   const logger = pino({ level: 'debug' }, sink);
   const gateway = await startGateway(config, { logger });
-  const tlsIssuer = gateway.pki.cas.get(config.server.tls_issuer)!;
-  const caPem = toPem('CERTIFICATE', tlsIssuer.chain.at(-1)!);
+  // a gateway without a local CA (tls_cert from files) is trusted through the last certificate of its TLS chain
+  const tlsIssuer = gateway.pki.cas.get(config.server.tls_issuer);
+  const caPem = toPem('CERTIFICATE', tlsIssuer ? tlsIssuer.chain.at(-1)! : fromPemAll(gateway.pki.tls.certChainPem, 'CERTIFICATE').at(-1)!);
   const caFile = join(dataDir, 'test-trust.pem');
   await writeFile(caFile, caPem);
   return {
