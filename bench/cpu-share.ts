@@ -24,7 +24,7 @@ function statFields(pid: number | 'self'): string[] | undefined {
 const cpuOf = (f: string[], children: boolean) =>
   Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
 
-function snapshot(groupId?: number): Snapshot | undefined {
+function snapshot(groupIds: number[]): Snapshot | undefined {
   let cpuLine: string | undefined;
   let self: string[] | undefined;
   try {
@@ -38,21 +38,21 @@ function snapshot(groupId?: number): Snapshot | undefined {
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
   const busy = v.slice(0, 8).reduce((a, b) => a + b, 0) - idle; // guest time is already in user
   let own = cpuOf(self, true);
-  if (groupId !== undefined) {
+  if (groupIds.length) {
     for (const name of readdirSync('/proc')) {
       if (!/^\d+$/.test(name)) continue;
       const f = statFields(Number(name));
-      if (f && Number(f[2]) === groupId) own += cpuOf(f, false);
+      if (f && groupIds.includes(Number(f[2]))) own += cpuOf(f, false);
     }
   }
   return { at: Date.now(), busy, own };
 }
 
 /** Starts measuring; the returned function gives other processes' share of the machine (0..1). */
-export function measureForeignCpu(gatewayGroup?: number): () => number | undefined {
-  const a = snapshot(gatewayGroup);
+export function measureForeignCpu(gatewayGroups: number[] = []): () => number | undefined {
+  const a = snapshot(gatewayGroups);
   return () => {
-    const b = snapshot(gatewayGroup);
+    const b = snapshot(gatewayGroups);
     if (!a || !b || b.at <= a.at) return undefined;
     const capacity = ((b.at - a.at) / 1000) * 100 * availableParallelism(); // USER_HZ is 100 on Linux
     return Math.max(0, Math.min(1, (b.busy - a.busy - (b.own - a.own)) / capacity));

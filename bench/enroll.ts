@@ -22,7 +22,7 @@ async function main(): Promise<number> {
     failures.push(...problems('warmup', await session.run(o.warmup)));
   }
   log(`measuring ${o.duration}`);
-  const foreign = measureForeignCpu(session.gateway?.pgid);
+  const foreign = measureForeignCpu(session.pgids);
   const r = await session.run(o.duration);
   failures.push(...problems('measured run', r));
 

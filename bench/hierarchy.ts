@@ -36,6 +36,8 @@ subject_attributes = ["*"]
 export interface Hierarchy {
   /** The bottom layer: where the bench's client enrolls. */
   bottom: Gateway;
+  /** Every layer, top first. */
+  all: Gateway[];
   stop(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export async function startHierarchy(hops: number, workers: 'auto' | number, onS
   }
   return {
     bottom: started.at(-1)!,
+    all: [...started],
     async stop() {
       for (const g of started.reverse()) await g.stop();
       await rm(base, { recursive: true, force: true });

@@ -28,6 +28,8 @@ export interface SessionOptions {
 
 export interface Session {
   gateway?: Gateway;
+  /** Process groups of every gateway this bench started (all layers with --hops). */
+  pgids: number[];
   run(duration: string): Promise<WrkResult>;
 }
 
@@ -73,6 +75,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   let base: string;
   let ca: Buffer | undefined;
   let gateway: Gateway | undefined;
+  let all: Gateway[] = [];
   if (o.target) {
     base = o.target;
     if (o.cacert) ca = await readFile(o.cacert);
@@ -81,6 +84,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     const h = await startHierarchy(o.hops, o.workers, (stop) => open.push(stop));
     open.push(() => h.stop());
     gateway = h.bottom;
+    all = h.all;
     base = gateway.url;
     ca = await readFile(gateway.caFile);
   } else {
@@ -98,8 +102,10 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   log(`sanity enrollment ok (${certs} certificate${certs === 1 ? '' : 's'} returned)`);
 
   const authorization = basicAuth(o.user, o.pass);
+  if (gateway && all.length === 0) all = [gateway];
   return {
     ...(gateway ? { gateway } : {}),
+    pgids: all.flatMap((g) => (g.pgid === undefined ? [] : [g.pgid])),
     run: (duration) =>
       runWrk(wrk, { url: url.href, threads: o.threads, connections: o.connections, duration, bodiesFile, authorization }),
   };
