@@ -2,30 +2,16 @@
 // a CSR for CA:TRUE with a path length, simpleenroll on a label whose policy
 // grants CA certificates to this layer, then the parent's chain up to the root.
 import { X509Certificate } from 'node:crypto';
-import { readFile, rename } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import { EstError } from '../errors.js';
 import { EstClient } from '../client/est-client.js';
-import type { CaConfig, UpstreamConfig } from '../config/schema.js';
+import type { CaConfig } from '../config/schema.js';
 import { buildCsr } from '../est/csr-build.js';
 import { buildName, parseNameString } from '../est/name.js';
 import { type CaMaterial, REPLACED_SUFFIX, assembleCa, caExists, storeCa } from '../pki/ca.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import type { Logger } from '../util/log.js';
-
-export async function upstreamClient(up: UpstreamConfig, o: { keepAlive?: boolean; logger?: Logger } = {}): Promise<EstClient> {
-  return new EstClient({
-    url: up.url,
-    ...(up.label ? { label: up.label } : {}),
-    trust: await readFile(up.trust, 'utf8'),
-    ...(up.cert && up.key ? { clientCert: { cert: await readFile(up.cert, 'utf8'), key: await readFile(up.key, 'utf8') } } : {}),
-    ...(up.username && up.password_file ? { username: up.username, password: (await readFile(up.password_file, 'utf8')).replace(/\r?\n$/, '') } : {}),
-    basicAuth: up.basic_auth,
-    timeoutMs: up.timeout * 1000,
-    connectTimeoutMs: up.connect_timeout * 1000,
-    ...(o.keepAlive ? { keepAlive: true } : {}),
-    ...(o.logger ? { logger: o.logger } : {}),
-  });
-}
+import { upstreamClientOptions } from './upstream-options.js';
 
 /** The issuers of `leaf`, nearest first, up to the self-signed root, picked from `pool` by signature. */
 export function issuerPath(leaf: Buffer, pool: Buffer[]): Buffer[] {
@@ -50,7 +36,7 @@ export async function requestSubordinateCa(name: string, dir: string, ca: CaConf
     basicConstraints: { ca: true, pathLen: ca.path_len ?? 0 },
     keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
   });
-  const client = await upstreamClient(ca.request, logger ? { logger } : {});
+  const client = new EstClient(await upstreamClientOptions(ca.request, logger ? { logger } : {}));
   try {
     const { certificate, extra } = await client.simpleenroll(csr);
     const issuers = issuerPath(certificate, [...extra, ...(await client.cacerts())]);

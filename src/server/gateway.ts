@@ -5,13 +5,13 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
 import { PasswordVerifier } from '../auth/password.js';
 import { CaChainService, createCaChainCache } from '../cache/index.js';
-import type { Config, UpstreamConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { fromPemAll, toPem } from '../est/base64.js';
-import type { EstClientOptions } from '../client/est-client.js';
 import { FallbackIssuer } from '../issuer/fallback-issuer.js';
 import { ForwardIssuer } from '../issuer/forward-issuer.js';
 import type { Issuer } from '../issuer/issuer.js';
 import { LocalIssuer } from '../issuer/local-issuer.js';
+import { upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger } from '../util/log.js';
@@ -65,7 +65,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       if (lc.mode === 'forward') {
         const up = lc.upstream!;
         let forward = forwarders.get(name);
-        if (!forward) forwarders.set(name, (forward = new ForwardIssuer(await upstreamOptions(up, logger))));
+        if (!forward) forwarders.set(name, (forward = new ForwardIssuer(await upstreamClientOptions(up, { keepAlive: true, logger }))));
         own.push(...(await readPemFiles([up.trust])));
         issuer = lc.fallback === 'issue'
           ? new FallbackIssuer(forward, local!, (op, reason) => logger.warn({ label: name, op, reason }, 'parent unreachable: issuing locally (islanded)'))
@@ -217,23 +217,6 @@ const uniqueDer = (certs: Buffer[]) => certs.filter((a, i) => certs.findIndex((b
 
 async function readPemFiles(files: string[]): Promise<Buffer[]> {
   return (await Promise.all(files.map(async (f) => fromPemAll(await readFile(f, 'utf8'), 'CERTIFICATE')))).flat();
-}
-
-async function upstreamOptions(up: UpstreamConfig, logger: Logger): Promise<EstClientOptions> {
-  return {
-    url: up.url,
-    ...(up.label ? { label: up.label } : {}),
-    trust: await readFile(up.trust, 'utf8'),
-    ...(up.cert && up.key ? { clientCert: { cert: await readFile(up.cert, 'utf8'), key: await readFile(up.key, 'utf8') } } : {}),
-    ...(up.username && up.password_file
-      ? { username: up.username, password: (await readFile(up.password_file, 'utf8')).replace(/\r?\n$/, '') }
-      : {}),
-    basicAuth: up.basic_auth,
-    timeoutMs: up.timeout * 1000,
-    connectTimeoutMs: up.connect_timeout * 1000,
-    keepAlive: true,
-    logger,
-  };
 }
 
 /**
