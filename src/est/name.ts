@@ -179,5 +179,3 @@ export function buildGeneralNames(names: GeneralName[]): Buffer {
 
 export const generalNamesKey = (names: GeneralName[]): string =>
   names.map((n) => `${n.type}:${n.type === 'dns' || n.type === 'email' ? n.value.toLowerCase() : n.value}`).sort().join('\n');
-
-export const formatGeneralNames = (names: GeneralName[]): string => names.map((n) => `${n.type}:${n.value}`).join(', ');

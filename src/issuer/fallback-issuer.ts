@@ -1,7 +1,7 @@
 // Forward, and when the parent cannot be reached issue from this layer's own
 // sub-CA: islanded operation. Refusals from a reachable parent stay refusals.
-import { X509Certificate } from 'node:crypto';
 import { type EstErrorKind, isEstError } from '../errors.js';
+import { directlyIssuedBy } from '../pki/issued-by.js';
 import type { ForwardIssuer } from './forward-issuer.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
 import type { LocalIssuer } from './local-issuer.js';
@@ -32,10 +32,6 @@ export class FallbackIssuer implements Issuer {
     return this.local.caCerts();
   }
 
-  isIslandError(e: unknown): boolean {
-    return this.islanded(e);
-  }
-
   enroll(req: EnrollRequest): Promise<IssuedResult> {
     return this.either(req, () => this.parent.enroll(this.upstreamRequest(req)), () => this.local.enroll(req, { islanded: true }));
   }
@@ -52,9 +48,7 @@ export class FallbackIssuer implements Issuer {
    */
   private upstreamRequest(req: EnrollRequest): EnrollRequest {
     if (req.op !== 'simplereenroll' || !req.currentCert) return req;
-    const current = new X509Certificate(req.currentCert);
-    const ours = [this.local.ca.certDer, ...(this.local.ca.previous ?? [])].map((d) => new X509Certificate(d));
-    if (!ours.some((ca) => current.checkIssued(ca) && current.verify(ca.publicKey))) return req;
+    if (!directlyIssuedBy(req.currentCert, [this.local.ca.certDer, ...(this.local.ca.previous ?? [])])) return req;
     const { currentCert: _renewed, ...rest } = req;
     return { ...rest, op: 'simpleenroll' };
   }

@@ -3,7 +3,6 @@
 // checked here before anything leaves the layer; upstream this gateway speaks
 // with its own RA certificate and credentials, never the client's.
 import { EstError, isEstError } from '../errors.js';
-import { formatName } from '../est/name.js';
 import { parseCertificate } from '../est/certificate.js';
 import { EstClient, type EstClientOptions, type Operation } from '../client/est-client.js';
 import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseServerKeygenResponse, reasonOf } from '../client/response.js';
@@ -93,4 +92,3 @@ export class ForwardIssuer implements Issuer {
   }
 }
 
-export const describeParentIssuer = (der: Buffer) => formatName(parseCertificate(der).subject);

@@ -8,6 +8,7 @@ import { EstClient } from '../client/est-client.js';
 import type { CaConfig } from '../config/schema.js';
 import { buildCsr } from '../est/csr-build.js';
 import { buildName, parseNameString } from '../est/name.js';
+import { issuedBy } from '../pki/issued-by.js';
 import { type CaMaterial, REPLACED_SUFFIX, assembleCa, caExists, storeCa } from '../pki/ca.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import type { Logger } from '../util/log.js';
@@ -19,7 +20,7 @@ export function issuerPath(leaf: Buffer, pool: Buffer[]): Buffer[] {
   const path: Buffer[] = [];
   let cur = new X509Certificate(leaf);
   while (cur.subject !== cur.issuer || !cur.verify(cur.publicKey)) {
-    const next = certs.find((c) => !c.raw.equals(cur.raw) && cur.checkIssued(c) && cur.verify(c.publicKey));
+    const next = certs.find((c) => !c.raw.equals(cur.raw) && issuedBy(cur, c));
     if (!next || path.length > 8) throw new EstError('badGateway', `the parent's /cacerts does not lead from "${cur.subject.replace(/\n/g, ', ')}" to a root`);
     path.push(next.raw);
     cur = next;

@@ -6,11 +6,12 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fromPemAll, toPem } from '../est/base64.js';
 import { type CertFields, parseCertificate } from '../est/certificate.js';
-import { buildGeneralNames, buildName, formatName, type GeneralName } from '../est/name.js';
+import { buildGeneralNames, buildName, type GeneralName } from '../est/name.js';
 import { OID } from '../est/oids.js';
 import { describeSpki } from '../est/spki.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { Signer, selfSign } from './issuance.js';
+import { issuedBy } from './issued-by.js';
 import { type KeySpec, generateKey, loadPrivateKey, privateKeyPem, spkiDer } from './keys.js';
 
 export interface CaMaterial {
@@ -45,7 +46,7 @@ export function assembleCa(name: string, certDer: Buffer, key: KeyObject, issuer
   for (let i = 0; i < chain.length; i++) {
     const c = new X509Certificate(chain[i]!);
     const issuer = i + 1 < chain.length ? new X509Certificate(chain[i + 1]!) : c;
-    if (!c.checkIssued(issuer) || !c.verify(issuer.publicKey)) {
+    if (!issuedBy(c, issuer)) {
       throw new CaLoadError(`CA "${name}": chain is broken at "${c.subject.replace(/\n/g, ', ')}"`);
     }
     if (i + 1 === chain.length && c.subject !== c.issuer) {
@@ -137,6 +138,9 @@ export const defaultServerNames = (): GeneralName[] => {
   return names;
 };
 
+/** What the TLS handshake presents: the server certificate, then its issuers up to the root. */
+const presentedChain = (leaf: Buffer, issuer: CaMaterial) => [leaf, ...issuer.chain].map((d) => toPem('CERTIFICATE', d)).join('');
+
 /**
  * Loads the TLS server certificate from `dir`, or issues one from `issuer`
  * (P-256, serverAuth) when there is none or it no longer chains to `issuer`.
@@ -152,8 +156,8 @@ export async function ensureServerTls(dir: string, issuer: CaMaterial, o: { name
       const x = new X509Certificate(leaf);
       const valid = new Date(x.validTo).getTime() > Date.now() + 86_400_000;
       const keyMatches = parseCertificate(leaf).spki.equals(spkiDer(loadPrivateKey(keyPem)));
-      if (valid && keyMatches && x.checkIssued(issuer.cert) && x.verify(issuer.cert.publicKey)) {
-        return { certChainPem: [leaf, ...issuer.chain].map((d) => toPem('CERTIFICATE', d)).join(''), keyPem, certDer: leaf };
+      if (valid && keyMatches && issuedBy(x, issuer.cert)) {
+        return { certChainPem: presentedChain(leaf, issuer), keyPem, certDer: leaf };
       }
     }
   }
@@ -173,10 +177,9 @@ export async function ensureServerTls(dir: string, issuer: CaMaterial, o: { name
   const keyPem = privateKeyPem(key);
   await writeFileAtomic(keyFile, keyPem, 0o600);
   await writeFileAtomic(certFile, toPem('CERTIFICATE', issued.der));
-  return { certChainPem: [issued.der, ...issuer.chain].map((d) => toPem('CERTIFICATE', d)).join(''), keyPem, certDer: issued.der };
+  return { certChainPem: presentedChain(issued.der, issuer), keyPem, certDer: issued.der };
 }
 
-export const caSubject = (ca: CaMaterial) => formatName(ca.fields.subject);
 
 /** SHA-256 fingerprint as OpenSSL prints it (AB:CD:...), what people compare and pin. */
 export const sha256Fingerprint = (der: Buffer): string =>

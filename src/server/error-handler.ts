@@ -21,8 +21,6 @@ const STATUS: Record<EstErrorKind, number> = {
   upstreamTimeout: 504,
 };
 
-export const statusFor = (kind: EstErrorKind): number => STATUS[kind];
-
 export const TEXT_PLAIN = 'text/plain; charset=utf-8';
 
 /** Turns anything thrown below into a status and a one-line reason; never a stack trace. */

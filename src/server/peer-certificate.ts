@@ -2,6 +2,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { OID } from '../est/oids.js';
+import { issuedBy } from '../pki/issued-by.js';
 import type { PeerCertificate } from './state.js';
 
 const seen = new WeakMap<TLSSocket, PeerCertificate | null>();
@@ -36,7 +37,7 @@ export function peerCertificate(socket: TLSSocket): PeerCertificate | undefined 
   return peer ?? undefined;
 }
 
-const issuedBy = (child: X509Certificate, parent: X509Certificate) => parent.ca && child.checkIssued(parent) && child.verify(parent.publicKey);
+const caIssued = (child: X509Certificate, parent: X509Certificate) => parent.ca && issuedBy(child, parent);
 const validNow = (x: X509Certificate, now: number) => Date.parse(x.validFrom) <= now && now <= Date.parse(x.validTo);
 
 /**
@@ -56,19 +57,13 @@ export function chainsTo(peer: PeerCertificate, anchors: Buffer[], key: string):
   let ok = false;
   for (let depth = 0; depth < MAX_DEPTH && !ok; depth++) {
     if (!validNow(cur, now)) break;
-    if (anchors.some((a) => a.equals(cur.raw)) || anchorCerts.some((a) => validNow(a, now) && issuedBy(cur, a))) ok = true;
+    if (anchors.some((a) => a.equals(cur.raw)) || anchorCerts.some((a) => validNow(a, now) && caIssued(cur, a))) ok = true;
     else {
-      const next = intermediates.find((i) => !i.raw.equals(cur.raw) && issuedBy(cur, i));
+      const next = intermediates.find((i) => !i.raw.equals(cur.raw) && caIssued(cur, i));
       if (!next) break;
       cur = next;
     }
   }
   peer.trust.set(key, ok);
   return ok;
-}
-
-/** The certificate's direct issuer is one of `cas` (by name and signature). */
-export function directlyIssuedBy(der: Buffer, cas: Buffer[]): boolean {
-  const x = new X509Certificate(der);
-  return cas.some((c) => issuedBy(x, new X509Certificate(c)));
 }

@@ -8,7 +8,7 @@ import { forbidden, malformed } from '../../errors.js';
 import { parseCertificate } from '../../est/certificate.js';
 import { formatName, generalNamesKey, namesEqual } from '../../est/name.js';
 import type { Label } from '../label.js';
-import { directlyIssuedBy } from '../peer-certificate.js';
+import { directlyIssuedBy } from '../../pki/issued-by.js';
 import type { EstState } from '../state.js';
 
 /** RFC 9440 §2: `Client-Cert: :<base64 DER>:` (a structured-field byte sequence). */
