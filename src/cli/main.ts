@@ -16,12 +16,15 @@ const USAGE = `usage: estgw <command> [options]
 
 Gateway:
   serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--cert-days N] [--workers N|auto]
+        [--set KEY=VALUE]..
         Without --config: the embedded development defaults (the tutorial's libest test server).
+        --set overrides one configuration key, written as TOML: --set labels.default.cert_lifetime=2h
         Environment: ESTGW_LISTEN, ESTGW_DATA_DIR, REDIS_URL.
-  check-config FILE          validate a configuration file without starting
-  ca init [--config FILE] [--data-dir DIR]
+  check-config FILE [--set KEY=VALUE]..
+                             validate a configuration file without starting
+  ca init [--config FILE] [--data-dir DIR] [--set KEY=VALUE]..
                              create the configured CAs (a standalone root by default) and exit
-  ca request-subca --config FILE [--ca NAME] [--force]
+  ca request-subca --config FILE [--ca NAME] [--force] [--set KEY=VALUE]..
                              obtain this layer's sub-CA (create = "request") from the parent layer;
                              --force replaces an existing one (the old one is kept beside it)
   passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]
@@ -46,10 +49,12 @@ async function cmdServe(argv: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       'cert-days': { type: 'string' },
       workers: { type: 'string' },
+      set: { type: 'string', multiple: true },
     },
     strict: true,
   });
-  const base = values.config ? await loadConfigFile(values.config) : await embeddedConfig();
+  const sets = values.set ?? [];
+  const base = values.config ? await loadConfigFile(values.config, sets) : await embeddedConfig(sets);
   const certDays = values['cert-days'] === undefined ? undefined : Number(values['cert-days']);
   if (certDays !== undefined && !(Number.isInteger(certDays) && certDays > 0)) throw new UsageError('--cert-days takes a positive whole number');
   const workersArg = values.workers;
@@ -68,8 +73,13 @@ async function cmdServe(argv: string[]): Promise<number> {
 }
 
 async function loadForCommand(argv: string[]) {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } }, strict: true });
-  const base = values.config ? await loadConfigFile(values.config) : await embeddedConfig();
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, set: { type: 'string', multiple: true } },
+    strict: true,
+  });
+  const sets = values.set ?? [];
+  const base = values.config ? await loadConfigFile(values.config, sets) : await embeddedConfig(sets);
   const dataDir = values['data-dir'] ?? process.env.ESTGW_DATA_DIR;
   return applyOverrides(base, dataDir ? { dataDir } : {});
 }
@@ -77,11 +87,11 @@ async function loadForCommand(argv: string[]) {
 async function cmdRequestSubca(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, ca: { type: 'string' }, force: { type: 'boolean', default: false } },
+    options: { config: { type: 'string', short: 'c' }, ca: { type: 'string' }, force: { type: 'boolean', default: false }, set: { type: 'string', multiple: true } },
     strict: true,
   });
   if (!values.config) throw new UsageError('ca request-subca needs --config FILE');
-  const cfg = await loadConfigFile(values.config);
+  const cfg = await loadConfigFile(values.config, values.set ?? []);
   const names = Object.entries(cfg.cas).filter(([n, c]) => c.create === 'request' && (values.ca === undefined || values.ca === n)).map(([n]) => n);
   if (names.length === 0) throw new UsageError(values.ca ? `no CA "${values.ca}" with create = "request"` : 'no CA with create = "request" in the configuration');
   for (const name of names) {
@@ -114,9 +124,10 @@ async function cmdCa(argv: string[]): Promise<number> {
 }
 
 async function cmdCheckConfig(argv: string[]): Promise<number> {
-  const file = argv[0];
-  if (!file || argv.length > 1) throw new UsageError('check-config takes one FILE');
-  const cfg = await loadConfigFile(file);
+  const { values, positionals } = parseArgs({ args: argv, options: { set: { type: 'string', multiple: true } }, allowPositionals: true, strict: true });
+  const file = positionals[0];
+  if (!file || positionals.length > 1) throw new UsageError('check-config takes one FILE');
+  const cfg = await loadConfigFile(file, values.set ?? []);
   process.stdout.write(`${file}: OK (${Object.keys(cfg.labels).length} label(s), ${Object.keys(cfg.cas).length} CA(s), ${Object.keys(cfg.users).length} user(s))\n`);
   return 0;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../config/load.js';
 import { NAME_ATTR_OID } from '../est/oids.js';
-import { parseSpan } from './durations.js';
+import { parseSpan } from '../util/durations.js';
 import { DEFAULT_POLICY, type RenewalPolicy } from './schedule.js';
 import type { CertSpec, ClientConfig, Credentials } from './spec.js';
 import { readTomlFile } from './config.js';

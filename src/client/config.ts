@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ConfigError, formatIssues } from '../config/load.js';
 import { type GeneralName, parseNameString } from '../est/name.js';
 import { KEY_SPECS, type KeySpec } from '../pki/keys.js';
-import { parseDurationMs, parseSpan } from './durations.js';
+import { parseDurationMs, parseSpan } from '../util/durations.js';
 import { DEFAULT_POLICY, type RenewalPolicy } from './schedule.js';
 import type { CertSpec, ClientConfig } from './spec.js';
 

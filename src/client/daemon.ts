@@ -10,7 +10,7 @@ import { type EstError, isEstError } from '../errors.js';
 import { formatName } from '../est/name.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import { type Logger, silentLogger } from '../util/log.js';
-import { formatDuration } from './durations.js';
+import { formatDuration } from '../util/durations.js';
 import type { ClientMetrics } from './metrics.js';
 import type { LoadedPair } from './pair.js';
 import { type ClientFactory, type RenewState, defaultClientFactory, readCurrentPair, renewOnce } from './renew.js';
@@ -260,7 +260,7 @@ export class ClientDaemon {
         'certificate renewed',
       );
       if (next.tooShort) {
-        j.lastError = `the certificate's lifetime (${formatDuration(j.validity.notAfter - j.validity.notBefore)}) is shorter than the renewal threshold; renewing every retry interval`;
+        j.lastError = `the certificate's lifetime (${formatDuration(j.validity.notAfter - j.validity.notBefore)}) is shorter than the renewal threshold; renewing at 80% of the lifetime instead`;
         this.log.warn({ cert: spec.name }, j.lastError);
       }
       if (spec.postRenew) await this.postRenew(j);

@@ -2,7 +2,7 @@
 // the policy, the current time and a random number (smallstep's ca/renew.go
 // shape: renew at a point of the lifetime, moved earlier by jitter; retry with
 // jitter). The daemon passes its clock and RNG in, so tests need no sleeping.
-import { type Span, parseSpan, spanMs } from './durations.js';
+import { type Span, parseSpan, spanMs } from '../util/durations.js';
 
 export interface RenewalPolicy {
   /** Renew once this share of the lifetime has passed ("80%"), or this long before notAfter ("60m"). */
@@ -66,12 +66,15 @@ export function retryDelay(now: number, v: Validity | undefined, p: RenewalPolic
 }
 
 /**
- * After a successful renewal: the next renewal time, unless the new
- * certificate is already due (its lifetime is shorter than a duration
- * threshold); then one retry interval, so a misfit policy cannot loop.
+ * After a successful renewal: the next renewal time. When the new certificate
+ * is already due (its lifetime is shorter than a duration threshold, say a
+ * "7d" policy meeting a server that issues for a day), the default share of
+ * the lifetime applies instead, so a misfit policy neither loops nor lets the
+ * certificate lapse; failing that, one retry interval.
  */
 export function nextAfterSuccess(now: number, v: Validity, p: RenewalPolicy, rng: () => number): { at: number; tooShort: boolean } {
   const at = renewalTime(v, p, rng);
   if (at > now) return { at, tooShort: false };
-  return { at: now + retryDelay(now, v, p, rng), tooShort: true };
+  const byShare = renewalTime(v, { ...p, threshold: DEFAULT_POLICY.threshold }, rng);
+  return { at: byShare > now ? byShare : now + retryDelay(now, v, p, rng), tooShort: true };
 }

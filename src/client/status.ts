@@ -4,7 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { EstError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { formatDuration } from './durations.js';
+import { formatDuration } from '../util/durations.js';
 
 export interface CertStatus {
   name: string;

@@ -59,7 +59,46 @@ function resolvePaths(cfg: Config, baseDir: string): Config {
   return cfg;
 }
 
-export async function loadConfigFile(path: string): Promise<Config> {
+const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+function mergeInto(target: Record<string, unknown>, patch: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(patch)) {
+    const cur = target[k];
+    if (isTable(cur) && isTable(v)) mergeInto(cur, v);
+    else target[k] = v;
+  }
+}
+
+/**
+ * `--set KEY=VALUE` (repeatable), as a line of TOML: `labels.default.cert_days=7`,
+ * `labels.ops.cert_lifetime="2h"`, `server.workers="auto"`. A value that is not
+ * TOML is taken as a string, so `--set labels.default.cert_lifetime=2h` works too.
+ * Tables merge; arrays and values replace.
+ */
+export function applySettings(raw: unknown, settings: readonly string[]): unknown {
+  if (settings.length === 0) return raw;
+  const out = isTable(raw) ? structuredClone(raw) : {};
+  for (const setting of settings) {
+    const eq = setting.indexOf('=');
+    const key = eq > 0 ? setting.slice(0, eq).trim() : '';
+    if (!key) throw new ConfigError([`--set ${setting}: expected KEY=VALUE`]);
+    const value = setting.slice(eq + 1).trim();
+    let patch: Record<string, unknown>;
+    try {
+      patch = parseToml(`${key} = ${value}`);
+    } catch {
+      try {
+        patch = parseToml(`${key} = ${JSON.stringify(value)}`);
+      } catch (e) {
+        throw new ConfigError([`--set ${setting}: ${(e as Error).message.split('\n')[0]}`]);
+      }
+    }
+    mergeInto(out, patch);
+  }
+  return out;
+}
+
+export async function loadConfigFile(path: string, settings: readonly string[] = []): Promise<Config> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -72,7 +111,7 @@ export async function loadConfigFile(path: string): Promise<Config> {
   } catch (e) {
     throw new ConfigError([`${path}: not valid TOML: ${(e as Error).message.split('\n')[0]}`]);
   }
-  return resolvePaths(validateConfig(raw), dirname(resolve(path)));
+  return resolvePaths(validateConfig(applySettings(raw, settings)), dirname(resolve(path)));
 }
 
 export const DEV_USER = 'estuser';
@@ -83,16 +122,14 @@ export const DEV_PASSWORD = 'estpwd';
  * One root CA issuing on the unlabelled path, Basic estuser/estpwd (the dev
  * credentials, hashed at start like any other) or a client certificate.
  */
-export async function embeddedConfig(): Promise<Config> {
-  return resolvePaths(
-    validateConfig({
+export async function embeddedConfig(settings: readonly string[] = []): Promise<Config> {
+  const raw = {
       server: { workers: 'auto' },
       cas: { root: { create: 'root', subject: '/O=est-gateway/CN=est-gateway root CA', days: 7300, key: 'p256' } },
       users: { [DEV_USER]: { password_hash: await hashPassword(DEV_PASSWORD) } },
       labels: { default: { ca: 'root' } },
-    }),
-    process.cwd(),
-  );
+  };
+  return resolvePaths(validateConfig(applySettings(raw, settings)), process.cwd());
 }
 
 export interface Overrides {
@@ -109,7 +146,12 @@ export function applyOverrides(cfg: Config, o: Overrides): Config {
   if (o.listen !== undefined) next.server.listen = o.listen;
   if (o.dataDir !== undefined) next.server.data_dir = resolve(o.dataDir);
   if (o.workers !== undefined) next.server.workers = o.workers;
-  if (o.certDays !== undefined) for (const l of Object.values(next.labels)) l.cert_days = o.certDays;
+  if (o.certDays !== undefined) {
+    for (const l of Object.values(next.labels)) {
+      l.cert_days = o.certDays;
+      delete l.cert_lifetime;
+    }
+  }
   if (o.redisUrl !== undefined) next.redis.url = o.redisUrl;
   return validateConfig(next);
 }

@@ -3,6 +3,7 @@
 // configuration reference in docs/ is generated from these descriptions.
 import { z } from 'zod';
 import { KEY_SPECS } from '../pki/keys.js';
+import { parseDurationMs } from '../util/durations.js';
 
 const OPERATIONS = ['cacerts', 'simpleenroll', 'simplereenroll', 'csrattrs', 'serverkeygen', 'fullcmc'] as const;
 export { OPERATIONS };
@@ -15,6 +16,14 @@ const hostPort = z
 const keySpec = z.enum(KEY_SPECS as [string, ...string[]]);
 const ekuName = z.enum(['clientAuth', 'serverAuth', 'cmcRA']);
 const pattern = z.string().min(1);
+const MIN_CERT_LIFETIME_MS = 60_000;
+const duration = z.string().superRefine((v, ctx) => {
+  try {
+    if (parseDurationMs(v, 'cert_lifetime') < MIN_CERT_LIFETIME_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 60s' });
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
 
 export const grantSchema = z
   .object({
@@ -82,6 +91,9 @@ export const labelSchema = z
     upstream: upstreamSchema.optional().describe('The parent layer, for mode = "forward".'),
     ca: z.string().min(1).default('root').describe('Name of the CA (a [cas.NAME] table) that issues for this label (mode = "issue", or the fallback).'),
     cert_days: z.number().int().min(1).max(36500).default(30).describe('Validity of issued certificates in days; never beyond the CA\'s own notAfter.'),
+    cert_lifetime: duration
+      .optional()
+      .describe('Validity as a duration ("90s", "15m", "12h", "30d"), instead of cert_days: for short-lived certificates and demonstrations. At least 60 s.'),
     auth: z
       .array(z.enum(['basic', 'cert']))
       .min(1)
@@ -205,6 +217,13 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Validity of a label's certificates in (possibly fractional) days. */
+export const labelValidityDays = (l: Pick<LabelConfig, 'cert_days' | 'cert_lifetime'>): number =>
+  l.cert_lifetime === undefined ? l.cert_days : parseDurationMs(l.cert_lifetime) / 86_400_000;
+
+/** "30 day(s)" or the configured duration, for banners. */
+export const labelValidityText = (l: Pick<LabelConfig, 'cert_days' | 'cert_lifetime'>): string => l.cert_lifetime ?? `${l.cert_days} day(s)`;
 export type LabelConfig = z.infer<typeof labelSchema>;
 export type GrantConfig = z.infer<typeof grantSchema>;
 export type CaConfig = z.infer<typeof caSchema>;

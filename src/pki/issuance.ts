@@ -115,9 +115,11 @@ export class Signer {
       throw new EstError('unavailable', `CA "${this.ca.name}" expired on ${caFields.notAfter.toISOString()}`, { retryAfter: 3600 });
     }
     if (!(req.validityDays > 0)) throw malformed('validity must be positive');
-    const notBefore = new Date(Math.max(now.getTime() - BACKDATE_MS, caFields.notBefore.getTime()));
+    const validityMs = req.validityDays * 86_400_000;
+    // clock-skew allowance, but never so much that a short-lived certificate looks half used at birth
+    const notBefore = new Date(Math.max(now.getTime() - Math.min(BACKDATE_MS, validityMs / 10), caFields.notBefore.getTime()));
     // RFC 5280 6.1.3: a certificate may not outlive its issuer's validity
-    const notAfter = new Date(Math.min(now.getTime() + req.validityDays * 86_400_000, caFields.notAfter.getTime()));
+    const notAfter = new Date(Math.min(now.getTime() + validityMs, caFields.notAfter.getTime()));
 
     const emptySubject = req.subjectDer.equals(EMPTY_NAME);
     if (emptySubject && !req.subjectAltNameDer) throw forbidden('the request has neither a subject nor a subjectAltName');

@@ -7,7 +7,7 @@ import { formatName } from '../est/name.js';
 import { NAME_ATTR, OID } from '../est/oids.js';
 import { Glob, anyMatches } from './glob.js';
 import { describeKey } from '../est/spki.js';
-import type { GrantConfig, LabelConfig } from '../config/schema.js';
+import { type GrantConfig, type LabelConfig, labelValidityDays } from '../config/schema.js';
 
 export interface Identity {
   /** `user` = HTTP Basic, `cert` = TLS client certificate. */
@@ -163,7 +163,7 @@ export class LabelPolicy {
   /** `caPathLen` set: issue a CA certificate with that pathLen. */
   private decision(csr: Csr, caPathLen?: number): Decision {
     const san = csr.extensions.find((e) => e.oid === OID.subjectAltName);
-    const d: Decision = { extKeyUsage: caPathLen === undefined ? this.extKeyUsage(csr) : [], validityDays: this.cfg.cert_days };
+    const d: Decision = { extKeyUsage: caPathLen === undefined ? this.extKeyUsage(csr) : [], validityDays: labelValidityDays(this.cfg) };
     if (san) d.subjectAltNameDer = san.value;
     if (caPathLen !== undefined) d.ca = { pathLen: caPathLen };
     return d;

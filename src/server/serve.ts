@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { Config } from '../config/schema.js';
+import { type Config, labelValidityText } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
 import { fromPemAll } from '../est/base64.js';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
@@ -67,7 +67,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   for (const name of pki.created) print(`created CA "${name}" in ${caDir(cfg, name)}`);
   print(`est-gateway: EST URL ${url}`);
   for (const [name, l] of Object.entries(cfg.labels)) {
-    print(`  ${name === 'default' ? '(no label)' : `label ${name}`}: CA "${l.ca}" ${join(caDir(cfg, l.ca), CA_CERT_FILE)}, certificates valid ${l.cert_days} day(s)`);
+    print(`  ${name === 'default' ? '(no label)' : `label ${name}`}: CA "${l.ca}" ${join(caDir(cfg, l.ca), CA_CERT_FILE)}, certificates valid ${labelValidityText(l)}`);
   }
   print(`  root CA SHA-256 fingerprint: ${fp}`);
   print(`  workers: ${n}, CA-chain cache: ${cfg.redis.url ? 'redis' : 'in-process'}`);

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientDaemon, MAX_SLEEP_MS } from '../../src/client/daemon.js';
-import { parseSpan } from '../../src/client/durations.js';
+import { parseSpan } from '../../src/util/durations.js';
 import { isValidAt, readPairFiles } from '../../src/client/pair.js';
 import { planRungs } from '../../src/client/renew.js';
 import type { CertSpec, ClientConfig } from '../../src/client/spec.js';

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientDaemon } from '../../src/client/daemon.js';
-import { parseSpan } from '../../src/client/durations.js';
+import { parseSpan } from '../../src/util/durations.js';
 import { readPairFiles } from '../../src/client/pair.js';
 import type { CertSpec } from '../../src/client/spec.js';
 import { readStatus } from '../../src/client/status.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseSpan } from '../../src/client/durations.js';
+import { parseSpan } from '../../src/util/durations.js';
 import {
   DEFAULT_POLICY, MAX_RETRY_MS, MIN_RETRY_MS, NO_CERT_RETRY_MS, type RenewalPolicy, nextAfterSuccess, renewalTime, retryDelay,
 } from '../../src/client/schedule.js';
@@ -79,11 +79,15 @@ test('with no certificate yet, a percentage retry falls back to one minute', (t)
   t.is(retryDelay(T0, undefined, policy({ retry: '5m' }), noJitter), 5 * 60_000);
 });
 
-test('a fresh certificate already due (lifetime under the threshold) waits one retry instead of looping', (t) => {
+test('a fresh certificate already due (lifetime under the threshold) renews at the default 80% instead of looping', (t) => {
   const c = cert(1);
   const r = nextAfterSuccess(T0 + 1000, c, policy({ threshold: '2d', retry: '10m' }), noJitter);
   t.true(r.tooShort);
-  t.is(r.at, T0 + 1000 + 10 * 60_000);
+  t.is(r.at, T0 + 0.8 * D);
+  // issued so late that even 80% has passed: one retry interval, never a tight loop
+  const late = nextAfterSuccess(T0 + 0.9 * D, c, policy({ threshold: '2d', retry: '10m' }), noJitter);
+  t.true(late.tooShort);
+  t.is(late.at, T0 + 0.9 * D + 10 * 60_000);
   const ok = nextAfterSuccess(T0 + 1000, c, policy({ threshold: '60m' }), noJitter);
   t.false(ok.tooShort);
   t.is(ok.at, c.notAfter - H);

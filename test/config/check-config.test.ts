@@ -53,6 +53,23 @@ test('a file with broken TOML or a bad key fails with the file and key named', a
   t.is((await loadConfigFile(join(dir, 'c.toml'))).server.data_dir, join(dir, 'state'));
 });
 
+test('--set overrides a key as a line of TOML; tables merge, a non-TOML value is a string, and the result is validated', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'estgw-cfg-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'gw.toml');
+  await writeFile(file, '[server]\ndata_dir = "state"\n\n[labels.default]\ncert_days = 7\nauth = ["cert"]\n');
+  const cfg = await loadConfigFile(file, ['labels.default.cert_lifetime="90s"', 'labels.ops.cert_lifetime=2h', 'server.workers=3']);
+  t.is(cfg.labels.default!.cert_lifetime, '90s');
+  t.deepEqual(cfg.labels.default!.auth, ['cert'], 'the rest of the table is kept');
+  t.is(cfg.labels.ops!.cert_lifetime, '2h');
+  t.is(cfg.server.workers, 3);
+  t.is(cfg.server.data_dir, join(dir, 'state'), 'paths stay relative to the file');
+  await t.throwsAsync(loadConfigFile(file, ['labels.default.cert_lifetime="5s"']), { message: /^labels\.default\.cert_lifetime: must be at least 60s/ });
+  await t.throwsAsync(loadConfigFile(file, ['labels.default.cert_lifetime="soon"']), { message: /labels\.default\.cert_lifetime: .*invalid/ });
+  await t.throwsAsync(loadConfigFile(file, ['no-equals-sign']), { message: /expected KEY=VALUE/ });
+  await t.throwsAsync(loadConfigFile(file, ['server.workers=0']), { message: /^server\.workers:/ });
+});
+
 test('every gateway configuration shipped in config/ validates', async (t) => {
   const { readdir } = await import('node:fs/promises');
   const root = join(process.cwd(), 'config');

@@ -36,6 +36,7 @@ test.before(async () => {
       default: {},
       ops: { ca: 'ops', key_types: ['rsa'], rsa_min_bits: 2048, ext_key_usage: ['serverAuth'], cert_days: 10 },
       short: { ca: 'short', cert_days: 30 },
+      brief: { cert_days: 30, cert_lifetime: '90s' },
       dual: { ext_key_usage: ['clientAuth', 'serverAuth'] },
       skg: { serverkeygen_key: 'p384' },
       names: {
@@ -91,6 +92,14 @@ test('cert_days is honoured (ops: 10 days)', async (t) => {
   const days = (Date.parse(c.validTo) - Date.now()) / DAY;
   t.true(days > 9.99 && days <= 10.001, `${days} days`);
   t.true(Date.parse(c.validFrom) <= Date.now());
+});
+
+test('cert_lifetime wins over cert_days; a short-lived certificate is backdated by a tenth of its life, not 5 minutes', async (t) => {
+  const before = Date.now();
+  const c = issuedCert(t, await enroll(gw, (await makeCsr('brief')).b64, { label: 'brief' }));
+  const life = (Date.parse(c.validTo) - Date.parse(c.validFrom)) / 1000;
+  t.true(life >= 98 && life <= 100, `${life} s`); // 90 s ahead + 9 s back, to the second
+  t.true(Date.parse(c.validTo) - before >= 89_000 && Date.parse(c.validTo) - before <= 92_000);
 });
 
 test('RFC 5280 §6.1.3: a certificate never outlives its CA (CA of 2 days, cert_days 30)', async (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatDuration, parseDurationMs, parseSpan } from '../../src/client/durations.js';
+import { formatDuration, parseDurationMs, parseSpan } from '../../src/util/durations.js';
 
 const MIN = 60_000;
 const H = 60 * MIN;
