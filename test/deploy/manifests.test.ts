@@ -47,7 +47,8 @@ interface Built { resources: Obj[]; generators: Map<string, Generator & { kind: 
 function build(dir: string): Built {
   const k = yamlFile(join(dir, 'kustomization.yaml'));
   const out: Built = { resources: [], generators: new Map(), patches: [], namespace: k.namespace, replicas: k.replicas ?? [] };
-  for (const r of (k.resources ?? []) as string[]) {
+  // a Component is built like a directory resource: its resources and patches join the overlay's
+  for (const r of [...((k.resources ?? []) as string[]), ...((k.components ?? []) as string[])]) {
     const p = resolve(dir, r);
     if (!existsSync(p)) throw new Error(`${dir}: resource ${r} does not exist`);
     if (statSync(p).isDirectory()) {
@@ -74,14 +75,45 @@ function build(dir: string): Built {
   return out;
 }
 
-/** The effective object after strategic-merge patches that replace whole fields under spec (lists without a merge key). */
+const isMap = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNamed = (v: unknown) => isMap(v) && typeof v.name === 'string';
+
+/**
+ * Strategic merge as the API server applies it, for what these manifests use:
+ * maps merge, null deletes a key, lists of named items (containers, volumes)
+ * merge by name, other lists replace.
+ */
+function strategicMerge(base: unknown, patch: unknown): unknown {
+  if (patch === null) return undefined;
+  if (Array.isArray(patch)) {
+    if (!Array.isArray(base) || !patch.every(isNamed) || !base.every(isNamed)) return structuredClone(patch);
+    const out = structuredClone(base) as Obj[];
+    for (const item of patch as Obj[]) {
+      const i = out.findIndex((o) => o.name === item.name);
+      if (i < 0) out.push(structuredClone(item));
+      else out[i] = strategicMerge(out[i], item) as Obj;
+    }
+    return out;
+  }
+  if (isMap(patch)) {
+    const out: Obj = isMap(base) ? { ...base } : {};
+    for (const [k, v] of Object.entries(patch)) {
+      const merged = strategicMerge(out[k], v);
+      if (merged === undefined) delete out[k];
+      else out[k] = merged;
+    }
+    return out;
+  }
+  return patch;
+}
+
+/** The effective object after the overlay's patches. */
 function effective(b: Built, kind: string, name: string): Obj {
   const base = b.resources.find((r) => r.kind === kind && r.metadata?.name === name);
   if (!base) throw new Error(`no ${kind} ${name}`);
-  const obj = structuredClone(base);
+  let obj = structuredClone(base);
   for (const p of b.patches) {
-    if (p.target.kind !== kind || p.target.name !== name) continue;
-    Object.assign(obj.spec, p.doc.spec);
+    if (p.target.kind === kind && p.target.name === name) obj = strategicMerge(obj, p.doc) as Obj;
   }
   return obj;
 }
@@ -204,8 +236,50 @@ for (const layer of LAYERS) {
     }
     t.deepEqual([...namespaces], layer.parent ? [layer.parent] : []);
     if (layer.dir === 'overlays/operations') t.true(b.replicas.some((r) => r.name === 'estgw' && r.count >= 2));
+
+    // state: a layer that owns a CA keeps it on a PersistentVolumeClaim with a single writer;
+    // a layer without one is stateless, and its replicas share one TLS identity from the Secret
+    const stateVol = volumes.find((v) => v.name === (gw!.volumeMounts as Obj[]).find((m) => m.mountPath === cfg.server.data_dir)?.name);
+    t.truthy(stateVol, 'data_dir is a mounted volume');
+    t.is(Object.keys(stateVol!).filter((k) => k !== 'name').length, 1, 'one volume source');
+    const ownsCa = Object.keys(cfg.cas).length > 0 && layer.dir !== 'base';
+    if (ownsCa) {
+      const claim = stateVol!.persistentVolumeClaim?.claimName as string | undefined;
+      t.truthy(claim, `${layer.dir} keeps its CA on a PersistentVolumeClaim`);
+      t.true(b.resources.some((r) => r.kind === 'PersistentVolumeClaim' && r.metadata.name === claim), `PVC ${claim} exists`);
+      t.is(dep.spec.replicas, 1, 'one writer of the CA keys');
+      t.is(dep.spec.strategy?.type, 'Recreate', 'the old pod stops before the new one mounts the volume');
+      t.false(b.replicas.some((r) => r.name === 'estgw' && r.count > 1));
+    } else if (layer.dir !== 'base') {
+      t.deepEqual(stateVol!.emptyDir, {});
+      t.truthy(cfg.server.tls_cert, 'a shared TLS certificate, not one generated per pod');
+      const secret = b.resources.find((r) => r.kind === 'Secret' && r.metadata.name === 'estgw-keys')!;
+      for (const f of [cfg.server.tls_cert!, cfg.server.tls_key!]) {
+        t.true(f.startsWith('/etc/estgw/secrets/'), f);
+        t.true(Object.hasOwn(secret.stringData ?? {}, f.slice('/etc/estgw/secrets/'.length)), `Secret estgw-keys has ${f}`);
+      }
+    }
   });
 }
+
+test('k8s operations: tls-ca.toml makes the shared TLS certificate for the name the supervisory layer dials', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { X509Certificate } = await import('node:crypto');
+  const dir = await mkdtemp(join(tmpdir(), 'estgw-opstls-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+  await new Promise<void>((done, fail) =>
+    execFile(process.execPath, [cli, 'ca', 'init', '--config', join(K8S, 'overlays/operations/tls-ca.toml'), '--data-dir', dir], (e) => (e ? fail(e) : done())),
+  );
+  const cert = new X509Certificate(readFileSync(join(dir, 'tls', 'server.cert.pem')));
+  const root = new X509Certificate(readFileSync(join(dir, 'ca', 'tls', 'ca.cert.pem')));
+  t.true(cert.verify(root.publicKey) && cert.checkIssued(root));
+  const supervisory = await loadConfigFile(join(K8S, 'overlays/supervisory/gateway.toml'));
+  const dialled = new URL(supervisory.labels.default!.upstream!.url).hostname;
+  t.truthy(cert.checkHost(dialled), `the certificate names ${dialled}`);
+});
 
 // ---- docker compose ----
 
