@@ -67,7 +67,9 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   for (const name of pki.created) print(`created CA "${name}" in ${caDir(cfg, name)}`);
   print(`est-gateway: EST URL ${url}`);
   for (const [name, l] of Object.entries(cfg.labels)) {
-    print(`  ${name === 'default' ? '(no label)' : `label ${name}`}: CA "${l.ca}" ${join(caDir(cfg, l.ca), CA_CERT_FILE)}, certificates valid ${labelValidityText(l)}`);
+    const local = `CA "${l.ca}" ${join(caDir(cfg, l.ca), CA_CERT_FILE)}, certificates valid ${labelValidityText(l)}`;
+    const what = l.mode === 'forward' ? `forwards to ${l.upstream!.url}${l.upstream!.label ? ` (label ${l.upstream!.label})` : ''}${l.fallback === 'issue' ? `; islanded: ${local}` : ''}` : local;
+    print(`  ${name === 'default' ? '(no label)' : `label ${name}`}: ${what}`);
   }
   print(`  root CA SHA-256 fingerprint: ${fp}`);
   print(`  workers: ${n}, CA-chain cache: ${cfg.redis.url ? 'redis' : 'in-process'}`);
