@@ -19,5 +19,7 @@ export interface CaChainCache {
    * function, or undefined when another holder has it.
    */
   tryLock(label: string, ttlMs: number): Promise<(() => Promise<void>) | undefined>;
+  /** A shared cache answers a round trip, or says why not (for /readyz); absent for the in-process cache. */
+  ping?(): Promise<void>;
   close(): Promise<void>;
 }

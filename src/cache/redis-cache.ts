@@ -81,6 +81,11 @@ export class RedisCaChainCache implements CaChainCache {
     };
   }
 
+  async ping(): Promise<void> {
+    await this.connecting;
+    await this.client.ping();
+  }
+
   async close(): Promise<void> {
     await this.connecting;
     // QUIT lets pending replies arrive; while disconnected it is refused, and only the reconnect loop is left to stop.

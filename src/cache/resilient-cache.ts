@@ -42,6 +42,10 @@ export class ResilientCaChainCache implements CaChainCache {
     };
   }
 
+  ping(): Promise<void> {
+    return this.redis.ping();
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.redis.close(), this.memory.close()]);
   }

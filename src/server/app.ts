@@ -65,19 +65,9 @@ export function createApp(s: Services): Koa {
     ctx.set('Content-Type', TEXT_PLAIN);
   });
   router.get('/readyz', async (ctx) => {
-    const labels: Record<string, string> = {};
-    let ready = true;
-    for (const label of s.labels.values()) {
-      try {
-        await s.caChain(label);
-        labels[label.name] = 'ok';
-      } catch (e) {
-        ready = false;
-        labels[label.name] = e instanceof Error ? e.message : 'unavailable';
-      }
-    }
-    ctx.status = ready ? 200 : 503;
-    ctx.body = { ready, labels };
+    const report = await s.readiness();
+    ctx.status = report.ready ? 200 : 503;
+    ctx.body = report;
   });
   app.use(auditLog(s));
   app.use(errorHandler(s.realm));

@@ -16,6 +16,7 @@ import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
+import { type ParentEndpoint, Readiness } from './readiness.js';
 import { createUpstreamProxy } from './upstream-proxy.js';
 import { type Label, makeLabel } from './label.js';
 import type { Services } from './services.js';
@@ -101,6 +102,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     }
   };
 
+  const readiness = new Readiness({ labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg) });
   const services: Services = {
     labels,
     passwords: new PasswordVerifier(cfg.users),
@@ -108,6 +110,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     bodyLimit: cfg.server.body_limit,
     logger,
     caChain,
+    readiness: () => readiness.report(),
   };
   if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, logger);
   const app = createApp(services);
@@ -224,6 +227,24 @@ async function readPemFiles(files: string[]): Promise<Buffer[]> {
  * the parent's CA chain joins its anchors and issuing CAs. Returns whether
  * anything changed.
  */
+/** Every distinct parent this layer forwards to, for /readyz. */
+async function parentEndpoints(cfg: Config): Promise<ParentEndpoint[]> {
+  const byUrl = new Map<string, ParentEndpoint>();
+  for (const l of Object.values(cfg.labels)) {
+    const up = l.mode === 'forward' ? l.upstream : undefined;
+    if (!up) continue;
+    const origin = new URL(up.url).origin;
+    if (byUrl.has(origin)) continue;
+    byUrl.set(origin, {
+      url: origin,
+      trust: await readFile(up.trust, 'utf8'),
+      ...(up.cert && up.key ? { cert: await readFile(up.cert, 'utf8'), key: await readFile(up.key, 'utf8') } : {}),
+      connectTimeoutMs: up.connect_timeout * 1000,
+    });
+  }
+  return [...byUrl.values()];
+}
+
 async function refreshForwardedTrust(labels: Map<string, Label>, caChain: (l: Label) => Promise<Buffer[]>): Promise<boolean> {
   let changed = false;
   const forwarded = [...labels.values()].filter((l) => l.cfg.mode === 'forward');

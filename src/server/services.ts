@@ -13,4 +13,6 @@ export interface Services {
   proxy?: import('./upstream-proxy.js').UpstreamProxy;
   /** Resolves /cacerts for a label (through the CA-chain cache). */
   caChain(label: Label): Promise<Buffer[]>;
+  /** What /readyz reports. */
+  readiness(): Promise<import('./readiness.js').ReadinessReport>;
 }

@@ -1,0 +1,115 @@
+// /readyz: can this replica serve every label's CA chain, and how are the
+// parent layer and Redis doing? Only the first decides readiness. A replica
+// whose parent or Redis is down still serves cached chains and, with a
+// fallback, issues islanded; taking it out of its Service would only make the
+// outage worse for the layer below. The other two are reported for operators.
+import { connect } from 'node:tls';
+import { isIP } from 'node:net';
+import type { CaChainCache } from '../cache/index.js';
+import type { Label } from './label.js';
+
+/** Probes of one parent are shared for this long, so probes of many replicas don't add up. */
+export const PARENT_PROBE_TTL_MS = 2000;
+
+export interface ParentEndpoint {
+  url: string;
+  trust: string;
+  cert?: string;
+  key?: string;
+  connectTimeoutMs: number;
+}
+
+export type ParentState = { reachable: true; ms: number } | { reachable: false; error: string };
+
+export interface ReadinessReport {
+  ready: boolean;
+  /** Per label: "ok" or why its CA chain cannot be served. */
+  labels: Record<string, string>;
+  /** Per parent URL: whether a TLS handshake with it (as this layer's RA) succeeds. */
+  parents: Record<string, ParentState>;
+  /** "ok", "not configured" (in-process cache) or why Redis does not answer. */
+  redis: string;
+}
+
+/** One TLS handshake with the parent, verified against the configured trust, presenting the RA certificate. */
+export function probeParent(p: ParentEndpoint): Promise<ParentState> {
+  const u = new URL(p.url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = connect({
+      host,
+      port: Number(u.port || 443),
+      ca: p.trust,
+      ...(p.cert && p.key ? { cert: p.cert, key: p.key } : {}),
+      ...(isIP(host) ? {} : { servername: host }),
+      ALPNProtocols: ['http/1.1'],
+    });
+    const done = (s: ParentState) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(s);
+    };
+    const timer = setTimeout(() => done({ reachable: false, error: `no TLS handshake within ${p.connectTimeoutMs} ms` }), p.connectTimeoutMs);
+    socket.once('secureConnect', () => done({ reachable: true, ms: Math.round(performance.now() - started) }));
+    socket.once('error', (e: NodeJS.ErrnoException) => done({ reachable: false, error: e.code ? `${e.code}: ${e.message}` : e.message }));
+  });
+}
+
+export class Readiness {
+  private readonly probes = new Map<string, { at: number; state: Promise<ParentState> }>();
+
+  constructor(
+    private readonly o: {
+      labels: () => Iterable<Label>;
+      caChain: (label: Label) => Promise<Buffer[]>;
+      cache: CaChainCache;
+      parents: ParentEndpoint[];
+      now?: () => number;
+    },
+  ) {}
+
+  async report(): Promise<ReadinessReport> {
+    const labels: Record<string, string> = {};
+    let ready = true;
+    const [, parents, redis] = await Promise.all([
+      Promise.all(
+        [...this.o.labels()].map(async (label) => {
+          try {
+            await this.o.caChain(label);
+            labels[label.name] = 'ok';
+          } catch (e) {
+            ready = false;
+            labels[label.name] = e instanceof Error ? e.message : 'unavailable';
+          }
+        }),
+      ),
+      this.parents(),
+      this.redis(),
+    ]);
+    return { ready, labels, parents, redis };
+  }
+
+  private async parents(): Promise<Record<string, ParentState>> {
+    const now = (this.o.now ?? Date.now)();
+    const out: Record<string, ParentState> = {};
+    await Promise.all(
+      this.o.parents.map(async (p) => {
+        let probe = this.probes.get(p.url);
+        if (!probe || now - probe.at >= PARENT_PROBE_TTL_MS) this.probes.set(p.url, (probe = { at: now, state: probeParent(p) }));
+        out[p.url] = await probe.state;
+      }),
+    );
+    return out;
+  }
+
+  private async redis(): Promise<string> {
+    if (!this.o.cache.ping) return 'not configured';
+    try {
+      await this.o.cache.ping();
+      return 'ok';
+    } catch (e) {
+      return `unavailable: ${(e as Error).message}`;
+    }
+  }
+}
