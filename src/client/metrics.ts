@@ -1,6 +1,7 @@
 // Optional Prometheus endpoint for the daemon: expiry, next renewal and outcomes per certificate.
-import { type Server, createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { serveMetrics } from '../util/metrics-server.js';
 import type { StatusDoc } from './status.js';
 
 export class ClientMetrics {
@@ -23,24 +24,7 @@ export class ClientMetrics {
   }
 
   /** Serves GET /metrics on HOST:PORT. */
-  async listen(hostPort: string): Promise<Server> {
-    const i = hostPort.lastIndexOf(':');
-    const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
-    const port = Number(hostPort.slice(i + 1));
-    const server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end();
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(text),
-        () => res.writeHead(500).end(),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    return server;
+  listen(hostPort: string): Promise<Server> {
+    return serveMetrics(hostPort, this.registry);
   }
 }

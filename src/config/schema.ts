@@ -147,6 +147,9 @@ export const configSchema = z
         tls_names: z.array(z.string()).optional().describe('DNS names and IP addresses for the generated TLS certificate. Default: localhost, 127.0.0.1, ::1 and the host name.'),
         tls_cert: z.string().optional().describe('PEM file with the TLS server certificate and its chain (instead of a generated one).'),
         tls_key: z.string().optional().describe('PEM file with the TLS server key.'),
+        metrics_listen: hostPort
+          .optional()
+          .describe('Serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, its own port, off the EST port), e.g. "127.0.0.1:9464". Unset: no metrics endpoint.'),
         tls_min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version offered. libest\'s client needs TLSv1.2; tls-unique PoP exists only in TLS 1.2.'),
       })
       .strict()

@@ -42,6 +42,10 @@ function auditLog(s: Services) {
           if (st.issued.islanded) line.islanded = true;
         }
         if (st.reenrollKind) line.reenroll = st.reenrollKind;
+        if (s.metrics) {
+          s.metrics.request(st.label?.name, st.op ?? null, ctx.status, (line.ms as number) / 1000);
+          if (st.issued && st.label) s.metrics.issuedCertificate(st.label.name, st.issued.islanded ? 'islanded' : st.label.cfg.mode === 'forward' ? 'forwarded' : 'local');
+        }
         if (!st.op) line.path = ctx.path.slice(0, 200);
         if (st.error) line.reason = st.error.message;
         s.logger.info(line, 'est');

@@ -16,6 +16,7 @@ import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
+import { GatewayMetrics } from './metrics.js';
 import { type ParentEndpoint, Readiness } from './readiness.js';
 import { createUpstreamProxy } from './upstream-proxy.js';
 import { type Label, makeLabel } from './label.js';
@@ -25,6 +26,7 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Already prepared PKI (the cluster primary prepares it once). */
   pki?: Pki;
+  metrics?: GatewayMetrics;
 }
 
 export interface RunningGateway {
@@ -37,6 +39,7 @@ export interface RunningGateway {
   /** Issues from a new PKI (a renewed sub-CA) without dropping a connection. */
   reload(next: Pki): Promise<void>;
   labels: Map<string, Label>;
+  metrics: GatewayMetrics;
   close(): Promise<void>;
 }
 
@@ -102,6 +105,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     }
   };
 
+  const metrics = opts.metrics ?? new GatewayMetrics();
+  metrics.setCas(pki.cas);
   const readiness = new Readiness({ labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg) });
   const services: Services = {
     labels,
@@ -111,6 +116,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     logger,
     caChain,
     readiness: () => readiness.report(),
+    metrics,
   };
   if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, logger);
   const app = createApp(services);
@@ -175,12 +181,14 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     url: `https://${urlHost}:${actual}/.well-known/est`,
     pki,
     labels,
+    metrics,
     async reload(next: Pki) {
       await buildLabels(next);
       for (const name of labels.keys()) await serviceFor.get(name)!.refreshNow(name).catch(() => undefined);
       await refreshForwardedTrust(labels, caChain);
       server.setSecureContext({ ...tlsOptions, ca: trustPem() });
       running.pki = next;
+      metrics.setCas(next.cas);
       logger.info({ cas: [...next.cas.keys()] }, 'PKI reloaded');
     },
     async close() {

@@ -1,6 +1,7 @@
 // `estgw serve`: prepare the PKI once, then serve from one process or from a
 // node:cluster of workers sharing the port (both cores on the hot path).
 import cluster from 'node:cluster';
+import type { Server } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type Config, labelValidityText } from '../config/schema.js';
@@ -12,6 +13,8 @@ import { caDir, preparePki } from '../pki/setup.js';
 import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
 import { SubCaRenewer } from './subca-renewal.js';
+import { AggregatorRegistry } from 'prom-client';
+import { serveMetrics } from '../util/metrics-server.js';
 
 const WORKER_CONFIG_ENV = 'ESTGW_WORKER_CONFIG';
 /** Primary to workers: a sub-CA was renewed on disk; issue from it. */
@@ -35,8 +38,10 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   let stop: () => Promise<void>;
   let port: number;
   let reload: () => Promise<void>;
+  let single: RunningGateway | undefined;
   if (n <= 1) {
     const gw = await startGateway(cfg, { logger, pki });
+    single = gw;
     port = gw.port;
     stop = () => gw.close();
     reload = async () => gw.reload(await preparePki(cfg, { create: false }));
@@ -45,6 +50,12 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     reload = async () => {
       for (const w of Object.values(cluster.workers ?? {})) w?.send(RELOAD_PKI);
     };
+  }
+  let metricsServer: Server | undefined;
+  if (cfg.server.metrics_listen) {
+    const aggregator = n > 1 ? new AggregatorRegistry() : undefined;
+    const source = aggregator ? { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() } : single!.metrics.registry;
+    metricsServer = await serveMetrics(cfg.server.metrics_listen, source);
   }
   const renewer = new SubCaRenewer({
     cfg,
@@ -56,6 +67,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   const stopAll = stop;
   stop = async () => {
     renewer.stop();
+    metricsServer?.close();
     await stopAll();
   };
 
@@ -73,6 +85,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   }
   print(`  root CA SHA-256 fingerprint: ${fp}`);
   print(`  workers: ${n}, CA-chain cache: ${cfg.redis.url ? 'redis' : 'in-process'}`);
+  if (cfg.server.metrics_listen) print(`  metrics: http://${cfg.server.metrics_listen}/metrics`);
   if (opts.devCredentials) {
     print('');
     print('  WARNING: development defaults: HTTP Basic user "estuser" with password "estpwd" is enabled,');
@@ -144,6 +157,9 @@ export async function serveWorker(): Promise<void> {
   let gw: RunningGateway | undefined;
   try {
     gw = await startGateway(cfg, { logger, pki: await preparePki(cfg, { create: false }) });
+    // answer the primary's /metrics requests (prom-client installs that listener in the constructor) with this registry
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([gw.metrics.registry]);
   } catch (e) {
     logger.fatal({ err: e }, 'worker failed to start');
     flushLogs(logger);

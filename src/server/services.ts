@@ -13,6 +13,7 @@ export interface Services {
   proxy?: import('./upstream-proxy.js').UpstreamProxy;
   /** Resolves /cacerts for a label (through the CA-chain cache). */
   caChain(label: Label): Promise<Buffer[]>;
+  metrics?: import('./metrics.js').GatewayMetrics;
   /** What /readyz reports. */
   readiness(): Promise<import('./readiness.js').ReadinessReport>;
 }

@@ -211,6 +211,15 @@ for (const layer of LAYERS) {
       }
     } else t.is(upstreams.length, 0);
 
+    // metrics: the configured port is a named container port, announced to Prometheus, and admitted only from monitoring
+    if (cfg.server.metrics_listen) {
+      const mport = ports.find((p) => p.name === 'metrics');
+      t.is(mport?.containerPort, portOf(cfg.server.metrics_listen));
+      t.is(String(dep.spec.template.metadata.annotations?.['prometheus.io/port']), String(mport?.containerPort));
+      const rules = (effective(b, 'NetworkPolicy', 'estgw').spec.ingress as Obj[]).filter((r) => (r.ports as Obj[]).some((p) => p.port === mport?.containerPort));
+      t.true(rules.length > 0 && rules.every((r) => (r.from as Obj[] | undefined)?.every((f) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring')), 'metrics only from monitoring');
+    }
+
     // NetworkPolicy egress: DNS, own Redis, and only the parent namespace on 8085
     const np = effective(b, 'NetworkPolicy', 'estgw');
     t.true((np.spec.policyTypes as string[]).includes('Egress'));

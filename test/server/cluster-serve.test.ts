@@ -259,3 +259,28 @@ test('check-config refuses headers_timeout above request_timeout (serve would di
   t.is(r.code, 1, r.stdout.toString());
   t.regex(r.stderr, /server\.headers_timeout/);
 });
+
+test('serve --workers 2 with server.metrics_listen: the primary\'s /metrics sums both workers; nothing else is served there', async (t) => {
+  const metricsPort = await freePort();
+  const dataDir = tmp.path('metrics');
+  const s = await serve(['--set', `server.metrics_listen="127.0.0.1:${metricsPort}"`], dataDir);
+  t.teardown(() => s.stop('SIGKILL').then(() => {}));
+  t.true(s.stderr().includes(`metrics: http://127.0.0.1:${metricsPort}/metrics`), s.stderr());
+  const root = await rootOf(dataDir);
+  for (let i = 0; i < 6; i++) t.is((await curlEnroll(s, root.file, 'estuser:estpwd', `m-${i}`)).status, 200);
+  t.is((await curlEnroll(s, root.file, 'estuser:nope', 'm-bad')).status, 401);
+
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  t.is(res.status, 200);
+  t.regex(res.headers.get('content-type') ?? '', /^text\/plain/);
+  const text = await res.text();
+  t.regex(text, /^estgw_requests_total\{label="default",op="simpleenroll",status="200"\} 6$/m);
+  t.regex(text, /^estgw_requests_total\{label="default",op="simpleenroll",status="401"\} 1$/m);
+  t.regex(text, /^estgw_certificates_issued_total\{label="default",how="local"\} 6$/m);
+  t.regex(text, /^estgw_request_duration_seconds_count\{op="simpleenroll"\} 7$/m);
+  const notAfter = Math.floor(Date.parse(new X509Certificate(root.der).validTo) / 1000);
+  t.regex(text, new RegExp(`^estgw_ca_not_after_seconds\\{ca="root"\\} ${notAfter}$`, 'm'), 'max over workers, not a sum');
+  t.regex(text, /^estgw_process_cpu_seconds_total /m);
+  const other = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+  t.is(other.status, 404);
+});

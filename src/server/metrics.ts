@@ -1,0 +1,56 @@
+// Prometheus metrics of one gateway process. With several workers each has its
+// own registry and the primary sums them (prom-client's AggregatorRegistry).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CaMaterial } from '../pki/ca.js';
+
+/** How a certificate came to be: signed here, by the parent layer, or here because the parent was unreachable. */
+export type IssuedHow = 'local' | 'forwarded' | 'islanded';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: 'estgw_requests_total',
+    help: 'EST requests by label, operation and HTTP status',
+    labelNames: ['label', 'op', 'status'],
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: 'estgw_request_duration_seconds',
+    help: 'Time to answer an EST request, by operation',
+    labelNames: ['op'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly issued = new Counter({
+    name: 'estgw_certificates_issued_total',
+    help: 'Certificates handed out, by label and how: local (this layer signed), forwarded (a parent signed), islanded (signed here while the parent was unreachable)',
+    labelNames: ['label', 'how'],
+    registers: [this.registry],
+  });
+  private readonly caNotAfter = new Gauge({
+    name: 'estgw_ca_not_after_seconds',
+    help: 'notAfter of each local CA certificate (Unix time): alert well before it',
+    labelNames: ['ca'],
+    registers: [this.registry],
+    aggregator: 'max',
+  });
+
+  constructor(o: { processMetrics?: boolean } = {}) {
+    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'estgw_' });
+  }
+
+  request(label: string | undefined, op: string | null, status: number, seconds: number): void {
+    const o = op ?? 'none';
+    this.requests.inc({ label: label ?? 'none', op: o, status: String(status) });
+    this.duration.observe({ op: o }, seconds);
+  }
+
+  issuedCertificate(label: string, how: IssuedHow): void {
+    this.issued.inc({ label, how });
+  }
+
+  setCas(cas: Map<string, CaMaterial>): void {
+    this.caNotAfter.reset();
+    for (const [name, ca] of cas) this.caNotAfter.set({ ca: name }, Math.floor(ca.fields.notAfter.getTime() / 1000));
+  }
+}
