@@ -70,7 +70,6 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
         const up = lc.upstream!;
         let forward = forwarders.get(name);
         if (!forward) forwarders.set(name, (forward = new ForwardIssuer(await upstreamClientOptions(up, { keepAlive: true, logger }))));
-        own.push(...(await readPemFiles([up.trust])));
         issuer = lc.fallback === 'issue'
           ? new FallbackIssuer(forward, local!, (op, reason) => logger.warn({ label: name, op, reason }, 'parent unreachable: issuing locally (islanded)'))
           : forward;
@@ -230,11 +229,6 @@ async function readPemFiles(files: string[]): Promise<Buffer[]> {
   return (await Promise.all(files.map(async (f) => fromPemAll(await readFile(f, 'utf8'), 'CERTIFICATE')))).flat();
 }
 
-/**
- * A forwarded label trusts client certificates issued through the parent, so
- * the parent's CA chain joins its anchors and issuing CAs. Returns whether
- * anything changed.
- */
 /** Every distinct parent this layer forwards to, for /readyz. */
 async function parentEndpoints(cfg: Config): Promise<ParentEndpoint[]> {
   const byUrl = new Map<string, ParentEndpoint>();
@@ -253,6 +247,11 @@ async function parentEndpoints(cfg: Config): Promise<ParentEndpoint[]> {
   return [...byUrl.values()];
 }
 
+/**
+ * A forwarded label trusts client certificates issued through the parent, so
+ * the parent's CA chain joins its anchors and issuing CAs. Returns whether
+ * anything changed.
+ */
 async function refreshForwardedTrust(labels: Map<string, Label>, caChain: (l: Label) => Promise<Buffer[]>): Promise<boolean> {
   let changed = false;
   const forwarded = [...labels.values()].filter((l) => l.cfg.mode === 'forward');
