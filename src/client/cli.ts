@@ -19,7 +19,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { loadAziotConfig } from './aziot-config.js';
 import { loadClientConfig, readPasswordFile, subjectAltNames } from './config.js';
 import { ClientDaemon } from './daemon.js';
-import { type CsrSource, EstClient, type EstClientOptions } from './est-client.js';
+import { type CsrSource, EstClient, type EstClientOptions } from '../transport/est-client.js';
 import { ClientMetrics } from './metrics.js';
 import { readPairFiles } from './pair.js';
 import type { ClientConfig } from './spec.js';

@@ -1,13 +1,13 @@
 // The edge client as a library: an EST client, trust bootstrap, crash-safe
 // pair storage, and the renewal daemon other Node programs can embed.
-export { EstClient, estPath, OPERATIONS } from './est-client.js';
-export type { CsrContext, CsrSource, EnrollResult, EstClientOptions, Exchange, Operation } from './est-client.js';
+export { EstClient, estPath, OPERATIONS } from '../transport/est-client.js';
+export type { CsrContext, CsrSource, EnrollResult, EstClientOptions, Exchange, Operation } from '../transport/est-client.js';
 export {
   certsFromPkcs7Body, errorFromResponse, parseCacertsResponse, parseCsrAttrsResponse, parseEnrollResponse, parseRetryAfter,
   parseServerKeygenResponse,
-} from './response.js';
-export type { EstResponse, ServerKeygenResult } from './response.js';
-export { popChallengePassword, tlsUniqueOf } from './tls-unique.js';
+} from '../transport/response.js';
+export type { EstResponse, ServerKeygenResult } from '../transport/response.js';
+export { popChallengePassword, tlsUniqueOf } from '../transport/tls-unique.js';
 export { bootstrapTrust, ensureTrust, loadTrustAnchors, parsePin } from './trust.js';
 export { buildChain, sha256Hex } from './chain.js';
 export { verifyIssued } from './verify-issued.js';

@@ -8,7 +8,7 @@ import { type GeneralName, buildName, generalNamesKey, namesEqual, parseNameDer 
 import { type KeySpec, privateKeyPem } from '../pki/keys.js';
 import type { Logger } from '../util/log.js';
 import { isSelfSigned } from './chain.js';
-import { type CsrSource, type EnrollResult, EstClient, type EstClientOptions } from './est-client.js';
+import { type CsrSource, type EnrollResult, EstClient, type EstClientOptions } from '../transport/est-client.js';
 import { type LoadedPair, isValidAt, parsePair, readPairFiles } from './pair.js';
 import type { CertSpec, RenewMethod } from './spec.js';
 import type { PairStore } from './store.js';

@@ -9,7 +9,7 @@ import { fromPemAll, toPem } from '../est/base64.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { Logger } from '../util/log.js';
 import { buildChain, isSelfSigned, sha256Hex } from './chain.js';
-import { EstClient } from './est-client.js';
+import { EstClient } from '../transport/est-client.js';
 
 /** Accepts hex (any case, with or without `:` or spaces), optionally prefixed `sha256:`, or base64. */
 export function parsePin(pin: string): string {

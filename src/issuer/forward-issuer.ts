@@ -4,8 +4,8 @@
 // with its own RA certificate and credentials, never the client's.
 import { EstError, isEstError } from '../errors.js';
 import { parseCertificate } from '../est/certificate.js';
-import { EstClient, type EstClientOptions, type Operation } from '../client/est-client.js';
-import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseServerKeygenResponse, reasonOf } from '../client/response.js';
+import { EstClient, type EstClientOptions, type Operation } from '../transport/est-client.js';
+import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseServerKeygenResponse, reasonOf } from '../transport/response.js';
 import { serialHex } from '../pki/issuance.js';
 import { privateKeyDer } from '../pki/keys.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';

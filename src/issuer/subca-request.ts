@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { rename } from 'node:fs/promises';
 import { EstError } from '../errors.js';
-import { EstClient } from '../client/est-client.js';
+import { EstClient } from '../transport/est-client.js';
 import type { CaConfig } from '../config/schema.js';
 import { buildCsr } from '../est/csr-build.js';
 import { buildName, parseNameString } from '../est/name.js';

@@ -1,7 +1,7 @@
 // How this layer talks to its parent, from an [upstream] / [request] table:
 // one place for the forwarder and the sub-CA request.
 import { readFile } from 'node:fs/promises';
-import type { EstClientOptions } from '../client/est-client.js';
+import type { EstClientOptions } from '../transport/est-client.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { Logger } from '../util/log.js';
 

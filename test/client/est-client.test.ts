@@ -4,7 +4,7 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { EstClient, type EstClientOptions } from '../../src/client/est-client.js';
+import { EstClient, type EstClientOptions } from '../../src/transport/est-client.js';
 import { type EstError, isEstError } from '../../src/errors.js';
 import { decodeEstBase64, encodeEstBase64, toPem } from '../../src/est/base64.js';
 import { buildCsrAttrs } from '../../src/est/csrattrs.js';

@@ -2,7 +2,7 @@
 // daemon's client factory: the renewal schedule is driven without sleeping.
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../../../src/client/daemon.js';
-import type { CsrSource } from '../../../src/client/est-client.js';
+import type { CsrSource } from '../../../src/transport/est-client.js';
 import type { ClientFactory, EstOps } from '../../../src/client/renew.js';
 import { EstError } from '../../../src/errors.js';
 import { type Csr, parseCsr } from '../../../src/est/csr.js';
