@@ -22,6 +22,12 @@ export class MemoryCaChainCache implements CaChainCache {
     return this.live(this.chains, label);
   }
 
+  /** The chain and how long it is still kept. */
+  async getEntry(label: string): Promise<{ chain: CachedChain; ttlMs: number } | undefined> {
+    const chain = this.live(this.chains, label);
+    return chain && { chain, ttlMs: this.chains.get(label)!.expiresAt - this.now() };
+  }
+
   async set(label: string, chain: CachedChain, maxAgeMs: number): Promise<void> {
     this.chains.set(label, { value: chain, expiresAt: this.now() + maxAgeMs });
   }

@@ -18,9 +18,18 @@ export class ResilientCaChainCache implements CaChainCache {
   ) {}
 
   async get(label: string): Promise<CachedChain | undefined> {
-    const [local, shared] = await Promise.all([this.memory.get(label), this.shared(() => this.redis.getEntry(label))]);
-    // A miss in Redis is not the last word: a restarted Redis has lost what we still hold.
-    if (shared === DOWN || shared === undefined) return local;
+    const [entry, shared] = await Promise.all([this.memory.getEntry(label), this.shared(() => this.redis.getEntry(label))]);
+    const local = entry?.chain;
+    if (shared === DOWN) return local;
+    if (shared === undefined) {
+      // A miss in Redis is not the last word: a restarted Redis has lost what we still hold.
+      // Put it back at once, so the other replicas need not wait for a refresh (or a parent that is down).
+      if (entry) {
+        await this.shared(() => this.redis.set(label, entry.chain, entry.ttlMs));
+        this.logger.info({ label }, 'CA chain missing from redis: restored it from memory');
+      }
+      return local;
+    }
     if (local && local.fetchedAt >= shared.chain.fetchedAt) return local;
     // Keep a copy of what other replicas fetched, for when Redis goes away.
     await this.memory.set(label, shared.chain, shared.ttlMs);

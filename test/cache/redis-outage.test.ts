@@ -85,3 +85,31 @@ test('serves from memory while Redis is down and shares through Redis again once
   t.deepEqual(logged('redis is back'), [1, 1]);
   t.deepEqual(logged('redis unavailable'), [1, 1]);
 });
+
+test('a Redis that comes back empty gets the chain back from the first replica that still holds it, with the remaining lifetime', async (t) => {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  const prefix = uniquePrefix();
+  const first = await startRedis(t, port);
+  const { logger, count } = captureLogger();
+  const cacheA = new ResilientCaChainCache(new RedisCaChainCache({ url, keyPrefix: prefix }), new MemoryCaChainCache(), logger);
+  const cacheB = new ResilientCaChainCache(new RedisCaChainCache({ url, keyPrefix: prefix }), new MemoryCaChainCache());
+  t.teardown(async () => {
+    await Promise.all([cacheA.close(), cacheB.close()]);
+  });
+  const chain = { certs: [der(7), der(8)], fetchedAt: Date.now() };
+  await cacheA.set('ra', chain, 3_600_000);
+
+  await first.kill();
+  await startRedis(t, port); // empty, as a restarted Redis without persistence is
+  t.true(await eventually(async () => (await cacheA.get('ra')) !== undefined && count('CA chain missing from redis: restored it from memory') === 1, 5000));
+
+  // replica B never saw the chain: it reads it from Redis, not from a parent
+  t.deepEqual((await cacheB.get('ra'))?.certs, chain.certs);
+  const probe = new Redis(port, '127.0.0.1');
+  t.teardown(() => probe.disconnect());
+  const keys = await probe.keys(`${prefix}*`);
+  t.is(keys.length, 1);
+  const ttl = await probe.pttl(keys[0]!);
+  t.true(ttl > 3_500_000 && ttl <= 3_600_000, `ttl ${ttl}`);
+});
