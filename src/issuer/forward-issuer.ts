@@ -5,7 +5,7 @@
 import { EstError, isEstError } from '../errors.js';
 import { parseCertificate } from '../est/certificate.js';
 import { EstClient, type EstClientOptions, type Operation } from '../transport/est-client.js';
-import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseServerKeygenResponse, reasonOf } from '../transport/response.js';
+import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseRetryAfter, parseServerKeygenResponse, reasonOf } from '../transport/response.js';
 import { serialHex } from '../pki/issuance.js';
 import { privateKeyDer } from '../pki/keys.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
@@ -16,6 +16,7 @@ export const encodeClientCertHeader = (der: Buffer) => `:${der.toString('base64'
 
 /** What a dead or sick parent tells the client: when to come back. */
 const RETRY_AFTER_S = 30;
+const MAX_RETRY_AFTER_S = 86_400;
 
 export class ForwardIssuer implements Issuer {
   readonly mode = 'forward' as const;
@@ -78,8 +79,11 @@ export class ForwardIssuer implements Issuer {
     if (s === 401) throw new EstError('unauthorized', text);
     if (s === 403) throw new EstError('forbidden', text);
     if (s === 404) throw new EstError('notFound', text);
-    if (s === 503) throw new EstError('unavailable', text, { retryAfter: RETRY_AFTER_S });
-    if (s === 504) throw new EstError('upstreamTimeout', text, { retryAfter: RETRY_AFTER_S });
+    // the parent knows best when it will be back; a day at most, so a typo upstream cannot park a fleet
+    const named = parseRetryAfter(typeof response.headers['retry-after'] === 'string' ? response.headers['retry-after'] : undefined);
+    const retryAfter = named === undefined ? RETRY_AFTER_S : Math.min(Math.max(named, 1), MAX_RETRY_AFTER_S);
+    if (s === 503) throw new EstError('unavailable', text, { retryAfter });
+    if (s === 504) throw new EstError('upstreamTimeout', text, { retryAfter });
     throw new EstError('badGateway', `${text} (answered ${s})`, { retryAfter: RETRY_AFTER_S });
   }
 

@@ -177,8 +177,13 @@ test.before(async () => {
   const refused = await fakeParent((_q, res) => text(res, 403, 'nope\n'));
   // answers the status named by the CSR's CN (status-400, ...), with a reason naming it
   const statuses = await fakeParent((_q, res, body) => {
-    const status = Number(/status-(\d{3})/.exec(parseCsr(decodeEstBase64(body)).subject.flat()[0]?.value ?? '')?.[1] ?? 500);
-    text(res, status, `parent says ${status}\n`, status === 401 ? { 'WWW-Authenticate': 'Basic realm="parent"' } : {});
+    const cn = parseCsr(decodeEstBase64(body)).subject.flat()[0]?.value ?? '';
+    const status = Number(/status-(\d{3})/.exec(cn)?.[1] ?? 500);
+    const retry = /retry-(\w+)/.exec(cn)?.[1]; // status-503-retry-120: the parent names its own Retry-After
+    text(res, status, `parent says ${status}\n`, {
+      ...(status === 401 ? { 'WWW-Authenticate': 'Basic realm="parent"' } : {}),
+      ...(retry ? { 'Retry-After': retry } : {}),
+    });
   });
   const badType = await fakeParent((_q, res) => text(res, 200, '<html>hello</html>\n', { 'Content-Type': 'text/html' }));
   const badPkcs7 = await fakeParent((_q, res) => {
@@ -274,6 +279,17 @@ test("400, 401 and 404 from the parent keep their status and the parent's reason
       assertReason(t, res, status, new RegExp(`parent says ${status}`));
       t.is(lastAudit(label)?.islanded, undefined);
     }
+  }
+});
+
+test("503 and 504 from the parent carry the parent's own Retry-After down (bounded to a day); without one, 30 s", async (t) => {
+  for (const status of [503, 504]) {
+    const named = (await timedEnroll('statuses', `status-${status}-retry-120`)).res;
+    assertReason(t, named, status, new RegExp(`parent says ${status}`));
+    t.is(named.headers['retry-after'], '120');
+    t.is((await timedEnroll('statuses', `status-${status}-retry-9999999`)).res.headers['retry-after'], '86400');
+    t.is((await timedEnroll('statuses', `status-${status}-retry-soon`)).res.headers['retry-after'], '30', 'unparseable: the default');
+    t.is((await timedEnroll('statuses', `status-${status}`)).res.headers['retry-after'], '30');
   }
 });
 
