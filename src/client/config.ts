@@ -60,12 +60,13 @@ const certSchema = z
   })
   .strict();
 
-const fileSchema = z
+/** The edge client's configuration file; docs/configuration.md is generated from it. */
+export const clientConfigSchema = z
   .object({
     status_file: z.string().default('/var/lib/estgw-client/status.json').describe('JSON status read by `estgw client status`.'),
-    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the JSON lines on stdout.'),
     metrics_listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/]+):\d{1,5}$/, 'must be HOST:PORT').optional().describe('Serve Prometheus metrics on HOST:PORT/metrics.'),
-    defaults: z.object(shared).strict().default({}),
+    defaults: z.object(shared).strict().default({}).describe('What every [certs.NAME] shares; each may override any of it.'),
     certs: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'certificate names are letters, digits, _ . -'), certSchema).describe('The certificates to keep fresh.'),
   })
   .strict();
@@ -114,7 +115,7 @@ export function subjectAltNames(o: { dns?: string[]; ips?: string[]; emails?: st
 
 export async function loadClientConfig(path: string): Promise<ClientConfig> {
   const raw = await readTomlFile(path);
-  const r = fileSchema.safeParse(raw);
+  const r = clientConfigSchema.safeParse(raw);
   if (!r.success) throw new ConfigError(formatIssues(r.error.issues).map((p) => `${path}: ${p}`));
   const f = r.data;
   const base = dirname(resolve(path));
