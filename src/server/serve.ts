@@ -107,6 +107,11 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // after `estgw ca request-subca --force` (or restoring a backup): issue from what is on disk now
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the CAs from disk');
+    reload().catch((err: unknown) => logger.error({ err }, 'reloading the CAs failed; still issuing from the previous ones'));
+  });
 }
 
 async function startCluster(cfg: Config, n: number, logger: Logger): Promise<{ port: number; stop: () => Promise<void> }> {
@@ -174,6 +179,7 @@ export async function serveWorker(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => {}); // the primary decides; Ctrl-C reaches the whole group
+  process.on('SIGHUP', () => {}); // a hangup of the terminal too; reloads come from the primary
   process.on('message', (m) => {
     if (m !== RELOAD_PKI) return;
     preparePki(cfg, { create: false })

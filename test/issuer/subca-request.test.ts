@@ -1,6 +1,6 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
@@ -78,6 +78,47 @@ test('estgw ca request-subca: obtains, then keeps, then replaces with --force wh
   const entries = await readdir(join(dir, 'state', 'ca'));
   t.true(entries.includes('root'));
   t.true(entries.some((e) => e.startsWith('root.replaced-')));
+});
+
+test('serve reloads its CAs from disk on SIGHUP: a sub-CA replaced with request-subca --force is served at once, beside the old one', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('../cache/helpers.js');
+  const { httpsRequest } = await import('../helpers/http.js');
+  const { decodeEstBase64 } = await import('../../src/est/base64.js');
+  const { parseCertsOnly } = await import('../../src/est/pkcs7.js');
+  const cfgFile = join(dir, 'hup.toml');
+  await writeFile(
+    cfgFile,
+    `[server]\ndata_dir = "hup-state"\nworkers = 2\n[cas.root]\ncreate = "request"\nsubject = "/O=Plant/CN=bottom hup CA"\n` +
+      `[cas.root.request]\nurl = "${parent.url}"\nlabel = "subca"\ntrust = "parent-root.pem"\nusername = "bottom"\npassword_file = "pw"\n`,
+  );
+  const port = await freePort();
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--config', cfgFile, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REDIS_URL: '' } });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const until = async (cond: () => boolean, what: string) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!cond()) throw new Error(`${what}\n${err}\n${out}`);
+  };
+  await until(() => /fingerprint/.test(err), 'serve did not start');
+  const trust = (await readFile(join(dir, 'parent-root.pem'), 'utf8'));
+  const cacerts = async () => parseCertsOnly(decodeEstBase64((await httpsRequest(`https://127.0.0.1:${port}/.well-known/est/cacerts`, { ca: trust })).body));
+  const gen1 = (await cacerts())[0]!;
+
+  const forced = await run('node', ['dist/src/cli/main.js', 'ca', 'request-subca', '--config', cfgFile, '--force']);
+  t.is(forced.code, 0, forced.stderr);
+  t.true((await cacerts())[0]!.equals(gen1), 'nothing changes before the signal');
+  child.kill('SIGHUP');
+  await until(() => (out.match(/PKI reloaded/g) ?? []).length >= 2, 'both workers reload');
+  const after = await cacerts();
+  t.false(after[0]!.equals(gen1), 'the new sub-CA leads the chain');
+  t.true(after.some((c) => c.equals(gen1)), 'the replaced one is still served');
+  t.is(child.exitCode, null, 'SIGHUP does not stop the gateway');
 });
 
 test('a renewed sub-CA is issued from at once; certificates of the replaced one still renew', async (t) => {
