@@ -127,13 +127,8 @@ test('§3.7: a client certificate with id-kp-cmcRA from the label\'s CA is exemp
   t.true(gw.audit().some((l) => l.subject === 'CN=behind-ra' && l.ra === true && l.identity === 'cert:plant-ra'));
 });
 
-// GAP (who is an RA): identity.ra is set for ANY authenticated client certificate carrying
-// id-kp-cmcRA, including one issued by a bootstrap/manufacturer CA that client_trust admits only
-// to authenticate devices. Such a certificate skips PoP linking (and, with the RFC 9440
-// Client-Cert relay in check-reenroll-identity.ts, may renew any device's certificate).
-// Fix (src/server/middleware/authenticate-client.ts): set `ra` only when the certificate chains
-// to the label's own CA chain (staticIssuingCas / the CA's chain) or to a dedicated `ra_trust`
-// list, never merely to client_trust.
+// Who is an RA: a cmcRA certificate counts only when it chains to the label's own PKI, never
+// merely to client_trust, which admits bootstrap and manufacturer certificates for devices.
 test('§3.7: a cmcRA certificate from a bootstrap (client_trust) CA is not an RA: PoP is still required', async (t) => {
   const res = await popEnroll('behind-maker-ra', { label: 'pop', cert: makerRa, auth: null });
   assertReason(t, res, 400, /tls-unique/);

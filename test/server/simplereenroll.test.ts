@@ -19,7 +19,12 @@ test.before(async () => {
   boot = await foreignCa(tmp.dir, 'bootstrap');
   gw = await startTestGateway({
     cas: { root: {}, plant: { create: 'root', subject: '/CN=plant CA' }, line: { create: 'subordinate', parent: 'root', subject: '/CN=line sub CA' } },
-    labels: { default: { client_trust: [boot.pemFile] }, plant: { ca: 'plant' }, line: { ca: 'line' } },
+    labels: {
+      default: { client_trust: [boot.pemFile] },
+      plant: { ca: 'plant' },
+      line: { ca: 'line' },
+      narrow: { grants: [{ identity: 'cert:narrow-ra', common_names: ['dev-*'] }, { identity: 'user:estuser', common_names: ['*'] }] },
+    },
   });
 });
 test.after.always(async () => {
@@ -164,11 +169,17 @@ test("§3.7 / RFC 9440: this label's RA relays the certificate being renewed in 
   assertReason(t, await reenroll((await makeCsr('relayed-3')).b64, { cert: ra.certPem, key: ra.keyPem }, { headers: relayHeader(foreign.cert) }), 403, /label/);
 });
 
-// GAP (who is an RA), see pop-tls-unique.test.ts: a cmcRA certificate issued by a
-// client_trust (bootstrap/manufacturer) CA counts as an RA, so it can relay any device's
-// public certificate in Client-Cert and obtain a certificate for that device's names with a
-// key of its own choosing. Fix: `ra` only for certificates from the label's own CA chain
-// (or a dedicated ra_trust list) in src/server/middleware/authenticate-client.ts.
+// Certificates are public: whoever may relay Client-Cert could renew any device's names with
+// a key of its own. Only RAs of the label's own PKI may relay, and only within their grants.
+test("RFC 9440 relay: an RA renews only names its grants cover, like an enrollment (dev-* yes, other-* no)", async (t) => {
+  const ra = await leafCert(gw.gateway.pki.cas.get('root')!, 'narrow-ra', { eku: [OID.clientAuth, OID.cmcRA] });
+  const raTls = { cert: ra.certPem, key: ra.keyPem };
+  const mine = await enrolled(t, 'dev-9', undefined, 'narrow');
+  t.is(issuedCert(t, await reenroll((await makeCsr('dev-9')).b64, raTls, { label: 'narrow', headers: relayHeader(mine.cert) })).subject, 'CN=dev-9');
+  const theirs = await enrolled(t, 'other-9', undefined, 'narrow');
+  assertReason(t, await reenroll((await makeCsr('other-9')).b64, raTls, { label: 'narrow', headers: relayHeader(theirs.cert) }), 403, /cert:narrow-ra may not request CN=other-9/);
+});
+
 test("RFC 9440 relay: a cmcRA certificate from a bootstrap CA cannot renew someone else's certificate", async (t) => {
   const makerRa = await leafCert(boot.ca, 'maker-ra', { eku: [OID.clientAuth, OID.cmcRA] });
   const victim = await enrolled(t, 'victim-1');

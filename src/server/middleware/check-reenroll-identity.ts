@@ -54,6 +54,9 @@ export async function checkReenrollIdentity(ctx: Context & { state: EstState }, 
   }
   ctx.state.currentCert = currentDer;
   ctx.state.reenrollKind = current.spki.equals(csr!.spki) ? 'renew' : 'rekey';
+  // an RA renews on behalf of its subtree, so within its grants, as when it enrolls:
+  // certificates are public, and the relayed one proves nothing about the RA's authority
+  if (relayed) label!.policy.decideEnroll(identity!, csr!);
   ctx.state.decision = label!.policy.decideReenroll(csr!, current);
   await next();
 }
