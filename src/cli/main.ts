@@ -8,7 +8,7 @@ import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../
 import { join } from 'node:path';
 import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
 import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
-import { caDir, preparePki } from '../pki/setup.js';
+import { caDir, preparePki } from '../server/pki-setup.js';
 import { CLIENT_USAGE, runClientCli } from '../client/cli.js';
 import { serve, serveWorker } from '../server/serve.js';
 

@@ -13,7 +13,7 @@ import type { Issuer } from '../issuer/issuer.js';
 import { LocalIssuer } from '../issuer/local-issuer.js';
 import { upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
-import { type Pki, preparePki } from '../pki/setup.js';
+import { type Pki, preparePki } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
 import { GatewayMetrics } from './metrics.js';

@@ -9,7 +9,7 @@ import { validateConfig } from '../config/load.js';
 import { fromPemAll } from '../est/base64.js';
 import { CA_CERT_FILE, sha256Fingerprint } from '../pki/ca.js';
 import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
-import { caDir, preparePki } from '../pki/setup.js';
+import { caDir, preparePki } from './pki-setup.js';
 import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
 import { SubCaRenewer } from './subca-renewal.js';

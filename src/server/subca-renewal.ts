@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { CaMaterial } from '../pki/ca.js';
-import { caDir } from '../pki/setup.js';
+import { caDir } from './pki-setup.js';
 import type { Logger } from '../util/log.js';
 
 /** setTimeout cannot wait longer than this; longer waits are taken in steps. */

@@ -388,7 +388,8 @@ test('each check fails on a broken diagram', (t) => {
   t.true(moduleMapProblems(mm.replace(/^\s*pki --> est\s*$/m, '  pki -.-> est'), edges, srcModules()).some((p) => p.includes('pki -> est must be solid')));
   t.true(moduleMapProblems(mm.replace(/^\s*cache\[/m, '  cash['), edges, srcModules()).some((p) => p.includes('no node for src/cache')));
   t.true(moduleMapProblems(`${mm}\n  gone["gone/"]\n`, edges, srcModules()).some((p) => p.includes('node gone is not a src/ module')));
-  t.true(moduleMapProblems(mm.replace(/^(\s*linkStyle [\d,]+) stroke:#b00020/m, '$1 stroke:#000000'), edges, srcModules()).some((p) => p.includes('must be red')));
+  t.true(moduleMapProblems(`${mm}\n  linkStyle 0 stroke:#b00020\n`, edges, srcModules()).some((p) => p.includes('must not be red')));
+  t.true(moduleMapProblems(`${mm}\n  est --> cache\n`, new Map([...edges, ['est -> cache', { from: 'est', to: 'cache', typeOnly: false }]]), srcModules()).some((p) => p.includes('must be red')));
 
   const topo = mmd('topology');
   t.true(topologyProblems(topo.replace('127.0.0.1:9444', '127.0.0.1:9999'), layers(), toml('edge-client.toml')).some((p) => p.includes('listen')));

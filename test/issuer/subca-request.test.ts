@@ -123,7 +123,7 @@ test('serve reloads its CAs from disk on SIGHUP: a sub-CA replaced with request-
 
 test('a renewed sub-CA is issued from at once; certificates of the replaced one still renew', async (t) => {
   const { replaceSubordinateCa } = await import('../../src/issuer/subca-request.js');
-  const { preparePki } = await import('../../src/pki/setup.js');
+  const { preparePki } = await import('../../src/server/pki-setup.js');
   const { httpsRequest, basic } = await import('../helpers/http.js');
   const { makeCsr } = await import('../helpers/pki.js');
   const { decodeEstBase64, toPem } = await import('../../src/est/base64.js');

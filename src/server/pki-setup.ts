@@ -7,8 +7,8 @@ import { fromPemAll } from '../est/base64.js';
 import { type GeneralName, parseNameString } from '../est/name.js';
 import {
   type CaMaterial, type ServerTls, CaLoadError, caExists, createRootCa, createSubordinateCa, ensureServerTls, loadCa, previousGenerations,
-} from './ca.js';
-import type { KeySpec } from './keys.js';
+} from '../pki/ca.js';
+import type { KeySpec } from '../pki/keys.js';
 
 export const caDir = (cfg: Config, name: string): string => cfg.cas[name]?.dir ?? join(cfg.server.data_dir, 'ca', name);
 
