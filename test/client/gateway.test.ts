@@ -339,6 +339,26 @@ test('the tutorial\'s config.toml (ports and paths adapted) gets the device iden
   t.regex(st.stdout.toString(), /last error +-/);
 });
 
+test('config.toml without trusted_certs trusts the system roots: refused without the CA there, enrolled with it (NODE_EXTRA_CA_CERTS)', async (t) => {
+  const tutorial = (await readFile(new URL('../../../test/fixtures/client/tutorial-config.toml', import.meta.url), 'utf8'))
+    .replace(/trusted_certs = \[[^\]]*\]/, '')
+    .replace('common_name = "myiotedgedevice"', 'common_name = "system-roots-device"')
+    .replace('https://localhost:8085/.well-known/est', gw.url.replace('127.0.0.1', 'localhost'));
+  t.false(tutorial.includes('trusted_certs'));
+  const cfg = join(dir, 'aziot-system-roots.toml');
+  await writeFile(cfg, tutorial);
+  const out = join(dir, 'aziot-system-roots');
+  const { NODE_EXTRA_CA_CERTS: _unset, ...env } = process.env;
+  const refused = await estgw(['client', 'run', '--aziot-config', cfg, '--out-dir', out, '--once'], { env });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /certificate|verify|issuer/i);
+  await t.throwsAsync(stat(join(out, 'device-id.cert.pem')));
+  // the gateway's root joins the system store, as an operator installs a plant root with update-ca-certificates
+  const r = await estgw(['client', 'run', '--aziot-config', cfg, '--out-dir', out, '--once'], { env: { ...env, NODE_EXTRA_CA_CERTS: gw.caFile } });
+  t.is(r.code, 0, r.stderr);
+  await assertGoodPair(t, { certFile: join(out, 'device-id.cert.pem'), keyFile: join(out, 'device-id.key.pem') }, 'system-roots-device');
+});
+
 test('client run as a process: Prometheus metrics, SIGHUP reloads the configuration, SIGTERM exits cleanly', async (t) => {
   const metricsPort = await freePort();
   const base = join(dir, 'proc');
