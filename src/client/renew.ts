@@ -1,6 +1,6 @@
 // One renewal attempt for one certificate: choose credentials (the ladder), build
 // the CSR, ask the server, verify what comes back, and only then replace the pair.
-import { type KeyObject, X509Certificate } from 'node:crypto';
+import { type KeyObject, X509Certificate, createPrivateKey } from 'node:crypto';
 import { EstError, isEstError } from '../errors.js';
 import { toPem } from '../est/base64.js';
 import { buildCsr } from '../est/csr-build.js';
@@ -105,6 +105,18 @@ function csrFor(spec: CertSpec, key: KeyObject, subjectDer: Buffer, sans: Genera
     });
 }
 
+async function readPendingKey(store: PairStore, name: string, log: Logger): Promise<KeyObject | undefined> {
+  const pem = await store.readPendingKey();
+  if (pem === undefined) return undefined;
+  try {
+    return createPrivateKey(pem);
+  } catch (e) {
+    log.warn({ cert: name, err: (e as Error).message }, 'the stored key of a held request is unreadable; starting a new request');
+    await store.clearPendingKey();
+    return undefined;
+  }
+}
+
 export async function renewOnce(spec: CertSpec, store: PairStore, deps: RenewDeps, state: RenewState): Promise<RenewOutcome> {
   const log = deps.logger;
   const anchors = await ensureTrust({ files: spec.trustFiles, url: spec.url, logger: log, ...(spec.pin ? { pin: spec.pin } : {}), ...(spec.label ? { label: spec.label } : {}) });
@@ -123,6 +135,8 @@ export async function renewOnce(spec: CertSpec, store: PairStore, deps: RenewDep
   }
   const rungs = planRungs(spec, { now: deps.now(), ...(current ? { current } : {}), ...(identity ? { identity } : {}), ...(bootstrap ? { bootstrap } : {}) });
 
+  // a request the server held (202) goes again with its key, also after a restart
+  state.pendingKey ??= await readPendingKey(store, spec.name, log);
   const key = state.pendingKey ?? (!spec.policy.rotateKey && current ? current.key : await deps.generateKey(spec.keyType));
   for (const [i, rung] of rungs.entries()) {
     const reenroll = rung.op === 'simplereenroll' && rung.credential === 'current' && current;
@@ -161,9 +175,13 @@ export async function renewOnce(spec: CertSpec, store: PairStore, deps: RenewDep
       });
       await store.write({ certPem: verified.chain.map((d) => toPem('CERTIFICATE', d)).join(''), keyPem: privateKeyPem(key) });
       state.pendingKey = undefined;
+      await store.clearPendingKey();
       return { verified, op: rung.op, credential: rung.credential, newKey: key !== current?.key };
     } catch (e) {
-      if (isEstError(e, 'pending')) state.pendingKey = key;
+      if (isEstError(e, 'pending')) {
+        state.pendingKey = key;
+        await store.writePendingKey(privateKeyPem(key));
+      }
       const authRefused = isEstError(e, 'unauthorized') || isEstError(e, 'forbidden');
       if (authRefused && i + 1 < rungs.length) {
         log.warn({ cert: spec.name, credential: rung.credential, err: (e as Error).message }, 'refused; trying the next credential');

@@ -27,7 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { syncDir } from '../util/atomic-file.js';
+import { syncDir, writeFileAtomic } from '../util/atomic-file.js';
 
 export interface PemPair {
   certPem: string;
@@ -38,6 +38,7 @@ const CURRENT = 'current';
 const CERT = 'cert.pem';
 const KEY = 'key.pem';
 
+const PENDING_KEY = 'pending-key.pem';
 const rand = () => randomBytes(6).toString('hex');
 const isMissing = (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT';
 
@@ -104,6 +105,27 @@ export class PairStore {
     await this.switchTo(gen);
     await this.ensureLinks();
     await this.prune(new Set([gen, ...(previous ? [previous] : [])]));
+  }
+
+  /**
+   * The key of a request the server holds for approval (202). Kept beside the
+   * generations, mode 0600, so a restart resends the CSR the operator is
+   * approving instead of a new one to approve again.
+   */
+  async readPendingKey(): Promise<string | undefined> {
+    return readFile(join(this.dataDir, PENDING_KEY), 'utf8').catch((e: unknown) => {
+      if (isMissing(e)) return undefined;
+      throw e;
+    });
+  }
+
+  async writePendingKey(keyPem: string): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true, mode: 0o755 });
+    await writeFileAtomic(join(this.dataDir, PENDING_KEY), keyPem, 0o600);
+  }
+
+  async clearPendingKey(): Promise<void> {
+    await rm(join(this.dataDir, PENDING_KEY), { force: true });
   }
 
   /** Removes what an interrupted write left behind (unpublished generations, temporary links). */

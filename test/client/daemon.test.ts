@@ -3,7 +3,7 @@
 // the credential ladder with its fallback to the bootstrap certificate.
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientDaemon, MAX_SLEEP_MS } from '../../src/client/daemon.js';
@@ -256,6 +256,28 @@ test('202 pending: retried after the server\'s Retry-After with the same key', a
   t.true(c.est.calls[0]!.csr.spki.equals(c.est.calls[1]!.csr.spki), 'the held request is resent with its key');
   t.true(spkiDer((await leaf(s)).key).equals(c.est.calls[1]!.csr.spki));
   await d.stop();
+});
+
+test('202 pending survives a restart: the new process resends the held request with its key (kept 0600 until issued)', async (t) => {
+  const c = t.context as Ctx;
+  c.est.pending = 1;
+  const s = spec(c);
+  const first = daemon(c, [s]);
+  await first.start();
+  await c.clock.advanceTo(c.clock.now(), settle(first));
+  t.is(c.est.calls.length, 1);
+  await first.stop();
+  const held = join(c.dir, '.device.cert.pem.d', 'pending-key.pem');
+  t.is((await stat(held)).mode & 0o777, 0o600);
+
+  const second = daemon(c, [s]); // a new process: nothing in memory
+  await second.start();
+  await c.clock.advanceTo(c.clock.now() + 300_000, settle(second));
+  t.is(c.est.calls.length, 2);
+  t.true(c.est.calls[0]!.csr.spki.equals(c.est.calls[1]!.csr.spki), 'the same key, so the approval holds');
+  t.true(spkiDer((await leaf(s)).key).equals(c.est.calls[0]!.csr.spki));
+  await t.throwsAsync(stat(held), { code: 'ENOENT' }, 'gone once issued');
+  await second.stop();
 });
 
 test('a certificate that fails verification never replaces the pair', async (t) => {
