@@ -99,8 +99,8 @@ class Demo {
     this.env = env;
   }
 
-  private C = (f: string) => join('config', 'hierarchy', f);
-  private D = (f: string) => join('data', 'hierarchy', f);
+  private conf = (f: string) => join('config', 'hierarchy', f);
+  private data = (f: string) => join('data', 'hierarchy', f);
   private abs = (p: string) => join(this.ws, p);
   private cli = (args: string[], env: NodeJS.ProcessEnv = this.env) => runCli(CLI, args, { cwd: this.ws, env });
 
@@ -115,22 +115,22 @@ class Demo {
     r.info(`root CA SHA-256 ${this.rootFp}`);
 
     r.step('Middle layer fetches the top\'s root, accepted only if it matches the pinned fingerprint');
-    await this.cli(['cacerts', '--url', url('top'), '--pin', this.rootFp, '--trust', this.D('top-root.pem'), '--out', this.D('middle/top-cacerts.pem')]);
-    const topRoot = fromPemAll(await readFile(this.abs(this.D('top-root.pem')), 'utf8'), 'CERTIFICATE');
+    await this.cli(['cacerts', '--url', url('top'), '--pin', this.rootFp, '--trust', this.data('top-root.pem'), '--out', this.data('middle/top-cacerts.pem')]);
+    const topRoot = fromPemAll(await readFile(this.abs(this.data('top-root.pem')), 'utf8'), 'CERTIFICATE');
     if (topRoot.length !== 1 || sha256Fingerprint(topRoot[0]!) !== this.rootFp) throw new DemoError('the pinned root was not stored');
-    r.ok(`stored ${this.D('top-root.pem')}`);
+    r.ok(`stored ${this.data('top-root.pem')}`);
 
     r.step('Middle layer obtains its RA certificate from the top (HTTP Basic middle-ra, once)');
-    await this.raCertificate('middle', 'top', this.D('top-root.pem'));
+    await this.raCertificate('middle', 'top', this.data('top-root.pem'));
 
     r.step(`Middle layer (operations, L3): forwards to the top as an RA${this.redis ? '; CA chains cached in Redis' : ''}`);
     await this.startMiddle();
 
     r.step('Bottom layer obtains its RA certificate through the middle (two hops)');
-    await this.raCertificate('bottom', 'middle', this.D('middle-tls.pem'));
+    await this.raCertificate('bottom', 'middle', this.data('middle-tls.pem'));
 
     r.step('Bottom layer obtains its own sub-CA through middle and top, for islanded issuance');
-    const sub = await this.cli(['ca', 'request-subca', '--config', this.C('bottom.toml')]);
+    const sub = await this.cli(['ca', 'request-subca', '--config', this.conf('bottom.toml')]);
     r.ok(sub.trim().replace(/^obtained /, '').replace(this.ws, '.'));
 
     r.step('Bottom layer (supervisory, L2): forwards to the middle, issues itself when the middle is unreachable');
@@ -139,11 +139,11 @@ class Demo {
 
     r.step('The device bootstraps trust from the bottom: /cacerts, accepted only if its root has the plant root\'s fingerprint');
     const chainBefore = await this.cacerts('cacerts-before.pem', ['--pin', this.rootFp]);
-    r.ok(`stored ${this.D('device/plant-root.pem')}: the only anchor the device needs`);
+    r.ok(`stored ${this.data('device/plant-root.pem')}: the only anchor the device needs`);
     r.info(`/cacerts at the bottom: ${chainBefore.map((d) => cn(new X509Certificate(d), 'subject')).join(' → ')}`);
 
     r.step('Edge client daemon enrolls the device through bottom → middle → top');
-    const client = Child.start('client', CLI, ['client', 'run', '--config', this.C('edge-client.toml')], { cwd: this.ws, env: this.env });
+    const client = Child.start('client', CLI, ['client', 'run', '--config', this.conf('edge-client.toml')], { cwd: this.ws, env: this.env });
     this.layers.set('client', client);
     for (const name of ['device', 'opcua-server']) {
       const line = await client.waitFor(`the first ${name} certificate`, START_TIMEOUT_MS, () => client.logs.find((l) => l.msg === 'certificate renewed' && l.cert === name));
@@ -206,14 +206,14 @@ class Demo {
       this.report.info(`Redis does not answer at ${REDIS_URL}: the middle layer caches CA chains in-process instead`);
     }
     await cp(join(REPO, 'config', 'hierarchy'), this.abs(join('config', 'hierarchy')), { recursive: true });
-    for (const d of ['middle', 'bottom', 'device']) await mkdir(this.abs(this.D(d)), { recursive: true });
+    for (const d of ['middle', 'bottom', 'device']) await mkdir(this.abs(this.data(d)), { recursive: true });
   }
 
   /** Starts `estgw serve` for a layer; resolves with the root fingerprint its banner prints. */
   private async startLayer(layer: Layer, extra: string[] = [], env: NodeJS.ProcessEnv = this.env): Promise<string> {
     const old = this.layers.get(layer);
     if (old) this.retired.push(old);
-    const child = Child.start(layer, CLI, ['serve', '--config', this.C(`${layer}.toml`), ...extra], { cwd: this.ws, env });
+    const child = Child.start(layer, CLI, ['serve', '--config', this.conf(`${layer}.toml`), ...extra], { cwd: this.ws, env });
     this.layers.set(layer, child);
     return child.waitForBanner(/root CA SHA-256 fingerprint: (\S+)/, START_TIMEOUT_MS);
   }
@@ -221,33 +221,33 @@ class Demo {
   private async startMiddle(): Promise<void> {
     const env = this.redis ? { ...this.env, REDIS_URL } : this.env;
     await this.startLayer('middle', ['--set', `redis.key_prefix="${this.redisPrefix}"`], env);
-    await cp(this.abs(this.D('middle/ca/tls/ca.cert.pem')), this.abs(this.D('middle-tls.pem')));
+    await cp(this.abs(this.data('middle/ca/tls/ca.cert.pem')), this.abs(this.data('middle-tls.pem')));
     this.report.ok(`listening on ${url('middle')}`);
   }
 
   private async raCertificate(layer: 'middle' | 'bottom', parent: Layer, trust: string): Promise<void> {
     await this.cli([
       'enroll', '--url', url(parent), '--label', 'ra', '--trust', trust,
-      '--user', `${layer}-ra`, '--pass-file', this.C(`secrets/${layer}-ra.txt`), '--cn', `${layer}-ra`,
-      '--out', this.D(`${layer}/ra.cert.pem`), '--out-key', this.D(`${layer}/ra.key.pem`),
+      '--user', `${layer}-ra`, '--pass-file', this.conf(`secrets/${layer}-ra.txt`), '--cn', `${layer}-ra`,
+      '--out', this.data(`${layer}/ra.cert.pem`), '--out-key', this.data(`${layer}/ra.key.pem`),
     ]);
-    const x = new X509Certificate(fromPemAll(await readFile(this.abs(this.D(`${layer}/ra.cert.pem`)), 'utf8'), 'CERTIFICATE')[0]!);
+    const x = new X509Certificate(fromPemAll(await readFile(this.abs(this.data(`${layer}/ra.cert.pem`)), 'utf8'), 'CERTIFICATE')[0]!);
     if (!x.keyUsage?.includes('1.3.6.1.5.5.7.3.28')) throw new DemoError(`${layer}'s RA certificate lacks the id-kp-cmcRA EKU`);
     this.report.ok(`CN=${cn(x, 'subject')}, EKU cmcRA, issued by ${cn(x, 'issuer')}, valid until ${new Date(x.validTo).toISOString()}`);
   }
 
   private async cacerts(out: string, extra: string[] = []): Promise<Buffer[]> {
-    await this.cli(['cacerts', '--url', url('bottom'), '--trust', this.D('device/plant-root.pem'), ...extra, '--out', this.D(`device/${out}`)]);
-    return fromPemAll(await readFile(this.abs(this.D(`device/${out}`)), 'utf8'), 'CERTIFICATE');
+    await this.cli(['cacerts', '--url', url('bottom'), '--trust', this.data('device/plant-root.pem'), ...extra, '--out', this.data(`device/${out}`)]);
+    return fromPemAll(await readFile(this.abs(this.data(`device/${out}`)), 'utf8'), 'CERTIFICATE');
   }
 
   private async clientCert(name: string): Promise<Buffer[]> {
-    return fromPemAll(await readFile(this.abs(this.D(`device/${name === 'device' ? 'device' : 'opcua'}.cert.pem`)), 'utf8'), 'CERTIFICATE');
+    return fromPemAll(await readFile(this.abs(this.data(`device/${name === 'device' ? 'device' : 'opcua'}.cert.pem`)), 'utf8'), 'CERTIFICATE');
   }
 
   private async oneShotEnroll(name: string): Promise<void> {
-    const out = this.D(`device/${name}.cert.pem`);
-    await this.cli(['enroll', '--url', url('bottom'), '--trust', this.D('device/plant-root.pem'), '--user', 'estuser', '--pass-file', this.C('secrets/estuser.txt'), '--cn', name, '--out', out]);
+    const out = this.data(`device/${name}.cert.pem`);
+    await this.cli(['enroll', '--url', url('bottom'), '--trust', this.data('device/plant-root.pem'), '--user', 'estuser', '--pass-file', this.conf('secrets/estuser.txt'), '--cn', name, '--out', out]);
     await this.record(`${name} (estgw enroll, Basic)`, fromPemAll(await readFile(this.abs(out), 'utf8'), 'CERTIFICATE'));
   }
 
@@ -259,8 +259,8 @@ class Demo {
   private async record(what: string, chain: Buffer[]): Promise<void> {
     const leaf = new X509Certificate(chain[0]!);
     const serial = normSerial(leaf.serialNumber);
-    const pool = [...chain.slice(1), ...fromPemAll(await readFile(this.abs(this.D('device/cacerts-before.pem')), 'utf8'), 'CERTIFICATE')];
-    const anchors = fromPemAll(await readFile(this.abs(this.D('top-root.pem')), 'utf8'), 'CERTIFICATE');
+    const pool = [...chain.slice(1), ...fromPemAll(await readFile(this.abs(this.data('device/cacerts-before.pem')), 'utf8'), 'CERTIFICATE')];
+    const anchors = fromPemAll(await readFile(this.abs(this.data('top-root.pem')), 'utf8'), 'CERTIFICATE');
     const path = buildChain(chain[0]!, pool, anchors, Date.now());
     if (!path) throw new DemoError(`${what}: CN=${cn(leaf, 'subject')} does not chain to the pinned root`);
     const seen = (['bottom', 'middle', 'top'] as const).filter((l) => this.auditOf(l, serial));
