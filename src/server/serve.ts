@@ -1,7 +1,6 @@
 // `estgw serve`: prepare the PKI once, then serve from one process or from a
 // node:cluster of workers sharing the port (both cores on the hot path).
 import cluster from 'node:cluster';
-import type { Server } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type Config, labelValidityText } from '../config/schema.js';
@@ -13,8 +12,8 @@ import { caDir, preparePki } from './pki-setup.js';
 import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
 import { SubCaRenewer } from './subca-renewal.js';
-import { AggregatorRegistry } from 'prom-client';
-import { serveMetrics } from '../util/metrics-server.js';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import { type MetricsSource, serveMetrics } from '../util/metrics-server.js';
 
 const WORKER_CONFIG_ENV = 'ESTGW_WORKER_CONFIG';
 /** Primary to workers: a sub-CA was renewed on disk; issue from it. */
@@ -35,27 +34,37 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   const pki = await preparePki(cfg, { create: true, requestCa: (name, dir) => requestSubordinateCa(name, dir, cfg.cas[name]!, logger) });
   const n = workerCount(cfg);
 
+  // bound first, so a taken metrics port fails the start before anything else runs
+  let metricsSource: MetricsSource | undefined;
+  const metricsServer = cfg.server.metrics_listen
+    ? await serveMetrics(cfg.server.metrics_listen, {
+        contentType: Registry.PROMETHEUS_CONTENT_TYPE,
+        metrics: () => metricsSource?.metrics() ?? Promise.reject(new Error('the gateway is still starting')),
+      })
+    : undefined;
+
   let stop: () => Promise<void>;
   let port: number;
   let reload: () => Promise<void>;
-  let single: RunningGateway | undefined;
   if (n <= 1) {
-    const gw = await startGateway(cfg, { logger, pki });
-    single = gw;
+    const gw = await startGateway(cfg, { logger, pki }).catch((e: unknown) => {
+      metricsServer?.close();
+      throw e;
+    });
+    metricsSource = gw.metrics.registry;
     port = gw.port;
     stop = () => gw.close();
     reload = async () => gw.reload(await preparePki(cfg, { create: false }));
   } else {
-    ({ port, stop } = await startCluster(cfg, n, logger));
+    ({ port, stop } = await startCluster(cfg, n, logger).catch((e: unknown) => {
+      metricsServer?.close();
+      throw e;
+    }));
+    const aggregator = new AggregatorRegistry();
+    metricsSource = { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() };
     reload = async () => {
       for (const w of Object.values(cluster.workers ?? {})) w?.send(RELOAD_PKI);
     };
-  }
-  let metricsServer: Server | undefined;
-  if (cfg.server.metrics_listen) {
-    const aggregator = n > 1 ? new AggregatorRegistry() : undefined;
-    const source = aggregator ? { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() } : single!.metrics.registry;
-    metricsServer = await serveMetrics(cfg.server.metrics_listen, source);
   }
   const renewer = new SubCaRenewer({
     cfg,

@@ -284,3 +284,19 @@ test('serve --workers 2 with server.metrics_listen: the primary\'s /metrics sums
   const other = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
   t.is(other.status, 404);
 });
+
+test('a metrics port already taken stops serve at once with exit 1 and the reason, before anything listens', async (t) => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const taken = (blocker.address() as { port: number }).port;
+  const port = await freePort();
+  const r = await run(process.execPath, [MAIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', tmp.path('metrics-taken'), '--set', `server.metrics_listen="127.0.0.1:${taken}"`], {
+    timeoutMs: 15_000,
+    env: { ...process.env, REDIS_URL: '' },
+  });
+  t.false(r.timedOut, 'it exits rather than hanging');
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /EADDRINUSE/);
+  t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
