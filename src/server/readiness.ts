@@ -45,14 +45,18 @@ export function probeParent(p: ParentEndpoint): Promise<ParentState> {
       ...(isIP(host) ? {} : { servername: host }),
       ALPNProtocols: ['http/1.1'],
     });
+    let settled = false;
     const done = (s: ParentState) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(s);
     };
     const timer = setTimeout(() => done({ reachable: false, error: `no TLS handshake within ${p.connectTimeoutMs} ms` }), p.connectTimeoutMs);
     socket.once('secureConnect', () => done({ reachable: true, ms: Math.round(performance.now() - started) }));
-    socket.once('error', (e: NodeJS.ErrnoException) => done({ reachable: false, error: e.code ? `${e.code}: ${e.message}` : e.message }));
+    // `on`, not `once`: a second error event with no listener would take the process down
+    socket.on('error', (e: NodeJS.ErrnoException) => done({ reachable: false, error: e.code ? `${e.code}: ${e.message}` : e.message }));
   });
 }
 
