@@ -22,6 +22,8 @@ import { Child, DemoError, type LogLine, runCli } from './processes.js';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PORTS = { top: 9443, middle: 9444, bottom: 9445 } as const;
+/** A second middle replica, started cold while the top is down, to show the chain shared through Redis. */
+const REPLICA_PORT = 9446;
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const START_TIMEOUT_MS = 30_000;
 
@@ -80,7 +82,7 @@ class Demo {
   private readonly report: Report;
   private readonly ws: string;
   private readonly env: NodeJS.ProcessEnv;
-  private readonly layers = new Map<Layer | 'client', Child>();
+  private readonly layers = new Map<Layer | 'client' | 'replica', Child>();
   private readonly retired: Child[] = [];
   private readonly issued: Issued[] = [];
   private redis: Redis | undefined;
@@ -184,11 +186,33 @@ class Demo {
     const back = this.issued.at(-1)!;
     if (back.islanded || !back.path.includes('top')) throw new DemoError(`device-3 did not go through the top (${back.path})`);
 
+    if (this.redis) await this.replicaFromRedis();
+
     await this.summary(chainDuring, Date.now() - t0);
   }
 
+  /** The top goes down; a middle replica that never talked to it still serves its chain, from Redis. */
+  private async replicaFromRedis(): Promise<void> {
+    const r = this.report;
+    r.step('The top layer stops; a second middle replica starts cold and serves the CA chain its peer cached in Redis');
+    await this.layers.get('top')!.stop();
+    r.ok('top stopped');
+    const replica = Child.start('middle replica', CLI, ['serve', '--config', this.conf('middle.toml'), '--listen', `127.0.0.1:${REPLICA_PORT}`, '--set', `redis.key_prefix="${this.redisPrefix}"`], {
+      cwd: this.ws,
+      env: { ...this.env, REDIS_URL },
+    });
+    this.layers.set('replica', replica);
+    await replica.waitForBanner(/root CA SHA-256 fingerprint: (\S+)/, START_TIMEOUT_MS);
+    const out = this.data('middle/replica-cacerts.pem');
+    await this.cli(['cacerts', '--url', `https://127.0.0.1:${REPLICA_PORT}/.well-known/est`, '--trust', this.data('middle-tls.pem'), '--out', out]);
+    const served = fromPemAll(await readFile(this.abs(out), 'utf8'), 'CERTIFICATE');
+    const fromTop = fromPemAll(await readFile(this.abs(this.data('middle/top-cacerts.pem')), 'utf8'), 'CERTIFICATE');
+    if (!sameSet(served, fromTop)) throw new DemoError('the new middle replica did not serve the top\'s CA chain');
+    r.ok(`replica on :${REPLICA_PORT} answered /cacerts with the top's ${served.length} certificates, the top being down: from Redis`);
+  }
+
   private async preflight(): Promise<void> {
-    for (const [layer, port] of Object.entries(PORTS)) {
+    for (const [layer, port] of [...Object.entries(PORTS), ['middle replica', REPLICA_PORT] as const]) {
       await new Promise<void>((resolve, reject) => {
         const s = createServer();
         s.once('error', () => reject(new DemoError(`port ${port} (the ${layer} layer) is in use on 127.0.0.1: stop what listens there, another demo perhaps`)));
@@ -313,7 +337,7 @@ class Demo {
     r.line(`    renewals by the edge client: ${renewals.length} (${renewals.map((l) => `${String(l.cert)} ${l.newKey ? 'new key' : 'same key'}`).join(', ')})`);
     if (this.redis) {
       const keys = await this.redis.keys(`${this.redisPrefix}*`);
-      r.line(`    Redis: ${keys.length} cached chain(s) under ${this.redisPrefix}, shared by every middle replica`);
+      r.line(`    Redis: ${keys.length} cached chain(s) under ${this.redisPrefix}, shared by both middle replicas`);
     }
     r.line(`    every certificate verified to the pinned root; ${r.steps} steps in ${(ms / 1000).toFixed(1)} s`);
   }
@@ -360,7 +384,7 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  if (!values.check) process.stdout.write(`est-gateway demo: three layers on 127.0.0.1:${PORTS.top}-${PORTS.bottom}, working copy in ${ws}\n`);
+  if (!values.check) process.stdout.write(`est-gateway demo: three layers on 127.0.0.1:${PORTS.top}-${REPLICA_PORT}, working copy in ${ws}\n`);
   try {
     await demo.run();
     if (values.check) process.stdout.write('demo: every step passed\n');

@@ -31,12 +31,12 @@ test.serial('a port already taken fails the demo at once with a clear reason, ex
   t.notRegex(r.stderr, /at .*\.js:\d+/, 'no stack trace');
 });
 
-test.serial('npm run demo -- --check: three layers, enrollment through two RAs, automatic renewal, islanded issuance, recovery', async (t) => {
+test.serial('npm run demo -- --check: three layers, enrollment through two RAs, automatic renewal, islanded issuance, recovery, a cold replica served from Redis', async (t) => {
   t.timeout(180_000);
   const r = await runDemo(['--check'], 170_000);
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
   t.is(r.stdout, 'demo: every step passed\n', 'quiet: one line');
-  for (const port of [9443, 9444, 9445]) t.true(await portFree(port), `port ${port} released`);
+  for (const port of [9443, 9444, 9445, 9446]) t.true(await portFree(port), `port ${port} released`);
   const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
   await redis.connect();
   t.teardown(() => redis.disconnect());
