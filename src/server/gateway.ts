@@ -120,7 +120,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, logger);
   const app = createApp(services);
 
-  const tlsOptions = {
+  let tlsOptions = {
     cert: pki.tls.certChainPem,
     key: pki.tls.keyPem,
     minVersion: cfg.server.tls_min_version,
@@ -185,6 +185,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       await buildLabels(next);
       for (const name of labels.keys()) await serviceFor.get(name)!.refreshNow(name).catch(() => undefined);
       await refreshForwardedTrust(labels, caChain);
+      // the TLS certificate too: one from a replaced sub-CA would expire with it
+      tlsOptions = { ...tlsOptions, cert: next.tls.certChainPem, key: next.tls.keyPem };
       server.setSecureContext({ ...tlsOptions, ca: trustPem() });
       running.pki = next;
       metrics.setCas(next.cas);

@@ -63,6 +63,8 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     const aggregator = new AggregatorRegistry();
     metricsSource = { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() };
     reload = async () => {
+      // once here, so a TLS certificate the new PKI needs is made once, not by every worker at the same time
+      await preparePki(cfg, { create: false });
       for (const w of Object.values(cluster.workers ?? {})) w?.send(RELOAD_PKI);
     };
   }

@@ -132,7 +132,7 @@ test('a renewed sub-CA is issued from at once; certificates of the replaced one 
   const subject = '/O=Plant/CN=bottom renewing CA';
   const request = { url: parent.url, label: 'subca', trust: join(dir, 'parent-root.pem'), username: 'bottom', password_file: join(dir, 'pw') };
   await requestSubordinateCa('bottom', join(data, 'ca', 'bottom'), caCfg(subject));
-  const gw = await startTestGateway({ dataDir: data, cas: { root: {}, bottom: { create: 'request', subject, request } }, labels: { default: { ca: 'bottom' } } });
+  const gw = await startTestGateway({ dataDir: data, cas: { root: {}, bottom: { create: 'request', subject, request } }, server: { tls_issuer: 'bottom' }, labels: { default: { ca: 'bottom' } } });
   t.teardown(() => gw.close());
   const enroll = async (path: string, b64: string, o: { cert?: string; key?: string } = {}) => {
     const res = await httpsRequest(`${gw.url}/${path}`, { ca: gw.caPem, body: b64, headers: { 'Content-Type': 'application/pkcs10', ...(o.cert ? {} : { Authorization: basic('estuser', 'estpwd') }) }, ...o });
@@ -154,6 +154,9 @@ test('a renewed sub-CA is issued from at once; certificates of the replaced one 
   // the device holding a gen-1 certificate renews with it
   const renewed = await enroll('simplereenroll', csr.b64, { cert: toPem('CERTIFICATE', before.raw), key: csr.keyPem });
   t.true(renewed.checkIssued(gen2.cert));
+  // the gateway's TLS certificate, issued by the sub-CA, moves to the new generation (it would expire with the old one)
+  const served = (await httpsRequest(`${gw.url}/cacerts`, { ca: gw.caPem })).socket.getPeerX509Certificate()!;
+  t.true(served.checkIssued(gen2.cert) && served.verify(gen2.cert.publicKey), `TLS certificate issued by ${served.issuer}`);
   // /cacerts carries both generations, so both kinds of certificate chain to the root
   const chain = parseCertsOnly(decodeEstBase64((await httpsRequest(`${gw.url}/cacerts`, { ca: gw.caPem })).body));
   t.true(chain.some((c) => c.equals(gen1.certDer)));
