@@ -239,12 +239,9 @@ async function parentEndpoints(cfg: Config): Promise<ParentEndpoint[]> {
     if (!up) continue;
     const origin = new URL(up.url).origin;
     if (byUrl.has(origin)) continue;
-    byUrl.set(origin, {
-      url: origin,
-      trust: await readFile(up.trust, 'utf8'),
-      ...(up.cert && up.key ? { cert: await readFile(up.cert, 'utf8'), key: await readFile(up.key, 'utf8') } : {}),
-      connectTimeoutMs: up.connect_timeout * 1000,
-    });
+    // the same files, read the same way, as the forwarder's
+    const o = await upstreamClientOptions(up);
+    byUrl.set(origin, { url: origin, trust: o.trust!, ...(o.clientCert ? { clientCert: o.clientCert } : {}), connectTimeoutMs: o.connectTimeoutMs! });
   }
   return [...byUrl.values()];
 }

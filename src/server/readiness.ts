@@ -6,6 +6,7 @@
 import { connect } from 'node:tls';
 import { isIP } from 'node:net';
 import type { CaChainCache } from '../cache/index.js';
+import type { EstClientOptions } from '../transport/est-client.js';
 import type { Label } from './label.js';
 
 /** Probes of one parent are shared for this long, so probes of many replicas don't add up. */
@@ -13,9 +14,8 @@ export const PARENT_PROBE_TTL_MS = 2000;
 
 export interface ParentEndpoint {
   url: string;
-  trust: string;
-  cert?: string;
-  key?: string;
+  trust: NonNullable<EstClientOptions['trust']>;
+  clientCert?: EstClientOptions['clientCert'];
   connectTimeoutMs: number;
 }
 
@@ -41,7 +41,7 @@ export function probeParent(p: ParentEndpoint): Promise<ParentState> {
       host,
       port: Number(u.port || 443),
       ca: p.trust,
-      ...(p.cert && p.key ? { cert: p.cert, key: p.key } : {}),
+      ...(p.clientCert ? { cert: p.clientCert.cert, key: p.clientCert.key } : {}),
       ...(isIP(host) ? {} : { servername: host }),
       ALPNProtocols: ['http/1.1'],
     });

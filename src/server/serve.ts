@@ -46,20 +46,18 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   let stop: () => Promise<void>;
   let port: number;
   let reload: () => Promise<void>;
+  const releaseMetricsOnFailure = (e: unknown): never => {
+    metricsServer?.close();
+    throw e;
+  };
   if (n <= 1) {
-    const gw = await startGateway(cfg, { logger, pki }).catch((e: unknown) => {
-      metricsServer?.close();
-      throw e;
-    });
+    const gw = await startGateway(cfg, { logger, pki }).catch(releaseMetricsOnFailure);
     metricsSource = gw.metrics.registry;
     port = gw.port;
     stop = () => gw.close();
     reload = async () => gw.reload(await preparePki(cfg, { create: false }));
   } else {
-    ({ port, stop } = await startCluster(cfg, n, logger).catch((e: unknown) => {
-      metricsServer?.close();
-      throw e;
-    }));
+    ({ port, stop } = await startCluster(cfg, n, logger).catch(releaseMetricsOnFailure));
     const aggregator = new AggregatorRegistry();
     metricsSource = { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() };
     reload = async () => {
