@@ -153,7 +153,7 @@ class Demo {
     }
     const first = this.issued.find((i) => i.what.startsWith('device'))!;
     r.info(`who authenticated where: ${first.identities}`);
-    if (!/top cert:middle-ra/.test(first.identities) || !/middle cert:bottom-ra/.test(first.identities)) {
+    if (!/top cert:ra\/middle-ra/.test(first.identities) || !/middle cert:ra\/bottom-ra/.test(first.identities)) {
       throw new DemoError(`each layer should authenticate upward with its own RA certificate, saw: ${first.identities}`);
     }
     const enrolled = client.logs.find((l) => l.msg === 'certificate renewed' && l.cert === 'device')!;

@@ -2,6 +2,7 @@
 import { forbidden } from '../errors.js';
 import { ia5 } from '../est/der.js';
 import { extension } from '../est/extensions.js';
+import { CERTIFICATE_POLICIES, encodeCertificatePolicies } from '../est/certificate-policies.js';
 import { formatName } from '../est/name.js';
 import { describeSpki } from '../est/spki.js';
 import type { CaMaterial } from '../pki/ca.js';
@@ -60,11 +61,20 @@ export class LocalIssuer implements Issuer {
       spki,
       key: spki === req.csr.spki ? req.csr.key : describeSpki(spki),
       validityDays: d.validityDays,
+      ...(d.maxSpanMs === undefined ? {} : { maxSpanMs: d.maxSpanMs }),
       extKeyUsage: d.extKeyUsage,
       ...(d.subjectAltNameDer ? { subjectAltNameDer: d.subjectAltNameDer } : {}),
       ...(d.ca ? { ca: d.ca } : {}),
-      ...(o.islanded ? { extraExtensions: [this.islandedMark] } : {}),
+      extraExtensions: [...(d.profileOid ? [this.profileExtension(d.profileOid)] : []), ...(o.islanded ? [this.islandedMark] : [])],
     });
     return { certDer: cert.der, serialHex: cert.serialHex, notAfter: cert.notAfter, issuedBy: this.issuedBy };
+  }
+
+  private readonly profileExts = new Map<string, Buffer>();
+  /** The label's profile, as RFC 5280 certificatePolicies (non-critical). */
+  private profileExtension(oid: string): Buffer {
+    let ext = this.profileExts.get(oid);
+    if (!ext) this.profileExts.set(oid, (ext = extension(CERTIFICATE_POLICIES, false, encodeCertificatePolicies([oid]))));
+    return ext;
   }
 }

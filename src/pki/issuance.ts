@@ -26,6 +26,8 @@ export interface IssueRequest {
   extKeyUsage: string[];
   /** Issue a CA certificate (basicConstraints CA:TRUE). */
   ca?: { pathLen?: number };
+  /** The certificate spans no longer than this, backdating included (a renewal that must not outlive its class). */
+  maxSpanMs?: number;
   /** Extra, already-encoded extensions (for example the islanded marker). */
   extraExtensions?: Buffer[];
 }
@@ -115,7 +117,9 @@ export class Signer {
       throw new EstError('unavailable', `CA "${this.ca.name}" expired on ${caFields.notAfter.toISOString()}`, { retryAfter: 3600 });
     }
     if (!(req.validityDays > 0)) throw malformed('validity must be positive');
-    const validityMs = req.validityDays * 86_400_000;
+    let validityMs = req.validityDays * 86_400_000;
+    // v + min(BACKDATE, v/10) <= span
+    if (req.maxSpanMs !== undefined) validityMs = Math.min(validityMs, req.maxSpanMs - Math.min(BACKDATE_MS, req.maxSpanMs / 11));
     // clock-skew allowance, but never so much that a short-lived certificate looks half used at birth
     const notBefore = new Date(Math.max(now.getTime() - Math.min(BACKDATE_MS, validityMs / 10), caFields.notBefore.getTime()));
     // RFC 5280 6.1.3: a certificate may not outlive its issuer's validity

@@ -33,7 +33,8 @@ function auditLog(s: Services) {
         };
         if (st.identity) line.identity = identityString(st.identity);
         if (st.identity?.user && st.identity.kind === 'cert') line.user = st.identity.user;
-        if (st.identity?.ra) line.ra = true;
+        if (st.identity?.role === 'ra') line.ra = true;
+        if (st.identity?.issuer) line.clientIssuer = st.identity.issuer;
         if (st.csr) line.subject = formatName(st.csr.subject);
         if (st.issued) {
           line.serial = st.issued.serialHex;

@@ -20,6 +20,7 @@ import { GatewayMetrics } from './metrics.js';
 import { type ParentEndpoint, Readiness } from './readiness.js';
 import { createUpstreamProxy } from './upstream-proxy.js';
 import { type Label, makeLabel } from './label.js';
+import { layerProfiles } from '../policy/policy.js';
 import type { Services } from './services.js';
 
 export interface GatewayOptions {
@@ -56,6 +57,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const pki = opts.pki ?? (await preparePki(cfg, { create: true }));
 
   const labels = new Map<string, Label>();
+  const layer = layerProfiles(cfg.labels);
   const forwarders = new Map<string, ForwardIssuer>();
   /** (Re)builds every label from the PKI; forwarders survive a reload, local CAs are taken afresh. */
   const buildLabels = async (p: Pki) => {
@@ -75,7 +77,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
           : forward;
       }
       const anchors = uniqueDer([...own, ...(await readPemFiles(lc.client_trust))]);
-      labels.set(name, makeLabel(name, lc, issuer, anchors, ca ? [ca.certDer, ...previous] : [], uniqueDer(own)));
+      labels.set(name, makeLabel(name, lc, layer, issuer, anchors, ca ? [ca.certDer, ...previous] : [], uniqueDer(own)));
     }
   };
   await buildLabels(pki);

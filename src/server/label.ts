@@ -4,7 +4,7 @@ import { buildCsrAttrs } from '../est/csrattrs.js';
 import { encodeEstBase64 } from '../est/base64.js';
 import { OID } from '../est/oids.js';
 import type { Issuer } from '../issuer/issuer.js';
-import { LabelPolicy } from '../policy/policy.js';
+import { type LayerProfiles, LabelPolicy } from '../policy/policy.js';
 
 export interface Label {
   /** `default` serves the unlabelled paths. */
@@ -38,13 +38,21 @@ export function csrAttrsBody(cfg: LabelConfig): string | undefined {
   return oids.length ? encodeEstBase64(buildCsrAttrs(oids.map((oid) => ({ oid })))) : undefined;
 }
 
-export function makeLabel(name: string, cfg: LabelConfig, issuer: Issuer, clientAnchors: Buffer[], issuingCas: Buffer[], raAnchors: Buffer[]): Label {
+export function makeLabel(
+  name: string,
+  cfg: LabelConfig,
+  layer: LayerProfiles,
+  issuer: Issuer,
+  clientAnchors: Buffer[],
+  issuingCas: Buffer[],
+  raAnchors: Buffer[],
+): Label {
   return {
     raAnchors,
     staticRaAnchors: raAnchors,
     name,
     cfg,
-    policy: new LabelPolicy(name, cfg),
+    policy: new LabelPolicy(name, cfg, layer),
     issuer,
     clientAnchors,
     issuingCas,

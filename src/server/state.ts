@@ -18,6 +18,10 @@ export interface PeerCertificate {
   verifyError?: string;
   isRa: boolean;
   subject: string;
+  /** RFC 4514 subject of its issuer. */
+  issuer: string;
+  /** certificatePolicies OIDs: the profile it was issued under. */
+  profiles: string[];
   cn: string;
   /** chainsTo results for this connection, by anchor set. */
   trust: Map<string, boolean>;

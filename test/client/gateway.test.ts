@@ -44,7 +44,7 @@ test.before(async () => {
     labels: {
       default: {},
       pop: { require_pop: true },
-      edge: { grants: [{ identity: '*', common_names: ['*'], allow_ca: true }] },
+      edge: { grants: [{ identity: ['user:estuser', 'cert:device/*'], common_names: ['*'], allow_ca: true }] },
     },
   });
 });
@@ -148,7 +148,7 @@ test('daemon: first enrollment with a bootstrap certificate alone', async (t) =>
   await assertGoodPair(t, s, 'boot-enroll.plant.local');
   const a = audits('boot-enroll.plant.local').at(-1)!;
   t.is(a.op, 'simpleenroll');
-  t.is(a.identity, 'cert:boot-0042');
+  t.is(a.identity, 'cert:device/boot-0042');
 });
 
 test('daemon: the bootstrap certificate is traded for an EST identity, which is then presented for the device certificate', async (t) => {
@@ -157,8 +157,8 @@ test('daemon: the bootstrap certificate is traded for an EST identity, which is 
   const dev = spec({ name: 'device-gw', auth: { ...bootAuth, identity: 'est-id-gw' } });
   const reports = await daemonFor([dev, id]).runOnce();
   t.deepEqual(reports.map((r) => [r.name, r.ok]), [['est-id-gw', true], ['device-gw', true]]);
-  t.is(audits('est-id-gw.plant.local').at(-1)!.identity, 'cert:boot-0042');
-  t.is(audits('device-gw.plant.local').at(-1)!.identity, 'cert:est-id-gw.plant.local');
+  t.is(audits('est-id-gw.plant.local').at(-1)!.identity, 'cert:device/boot-0042');
+  t.is(audits('device-gw.plant.local').at(-1)!.identity, 'cert:device/est-id-gw.plant.local');
   await assertGoodPair(t, dev, 'device-gw.plant.local');
 });
 
@@ -176,7 +176,7 @@ test('daemon: renews by simplereenroll, presenting the certificate, with and wit
     t.is(spkiDer(second.key).equals(spkiDer(first.key)), !rotateKey);
     const a = audits(s.subject[0]![1]).at(-1)!;
     t.is(a.op, 'simplereenroll');
-    t.is(a.identity, `cert:${s.subject[0]![1]}`);
+    t.is(a.identity, `cert:device/${s.subject[0]![1]}`);
     t.is(a.reenroll, rotateKey ? 'rekey' : 'renew');
   }
 });
@@ -199,7 +199,7 @@ test('daemon: an expired certificate is renewed through the bootstrap credential
   t.true(p.leaf.notAfter.getTime() > Date.now() + D);
   const a = audits('expired.plant.local').at(-1)!;
   t.is(a.op, 'simpleenroll');
-  t.is(a.identity, 'cert:boot-0042');
+  t.is(a.identity, 'cert:device/boot-0042');
 });
 
 test('daemon: PoP linking when the label asks for it in csrattrs (tls-unique over TLS 1.2); without it the server refuses', async (t) => {

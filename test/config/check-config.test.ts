@@ -85,3 +85,17 @@ test('the shipped edge-client example is a valid client configuration', async (t
   const { loadClientConfig } = await import('../../src/client/config.js');
   await t.notThrowsAsync(loadClientConfig(join(process.cwd(), 'config', 'hierarchy', 'edge-client.toml')));
 });
+
+test('security review: a grant for CA or RA certificates must name a role or one user; `*`, cert:NAME and user:* are refused', (t) => {
+  const grant = (identity: string | string[], extra: Record<string, unknown> = {}) => problems({ labels: { x: { grants: [{ identity, common_names: ['*'], ...extra }], ...extra.label as object } } });
+  for (const id of ['*', 'cert:bottom-ra', 'user:*', ['cert:ra/bottom-ra', 'cert:*']]) {
+    const p = grant(id, { allow_ca: true });
+    t.true(p.some((m) => m.startsWith('labels.x.grants[0].identity: ') && m.includes('names no role')), `${JSON.stringify(id)}: ${p.join('; ')}`);
+  }
+  for (const id of ['cert:ra/bottom-ra', 'cert:device/*', 'user:bottom-ra']) t.deepEqual(grant(id, { allow_ca: true }), [], id);
+  // a label that issues id-kp-cmcRA is an RA grant whatever its grants say
+  const ra = problems({ labels: { ra: { ext_key_usage: ['cmcRA', 'clientAuth'] } } });
+  t.true(ra.some((m) => m.startsWith('labels.ra.grants[0].identity: ')), ra.join('; '));
+  t.deepEqual(grant('*'), [], 'device grants may still say *');
+  t.true(problems({ labels: { x: { grants: [{ identity: 'bottom-ra' }] } } }).some((m) => m.includes('must be *, user:NAME')));
+});

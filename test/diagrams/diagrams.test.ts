@@ -153,7 +153,7 @@ const layers = (): Layer[] => [
   { id: 'bottom', name: 'Supervisory', level: 'L2', cfg: toml('bottom.toml') },
 ];
 const hostPort = (url: string) => new URL(url).host;
-const grantedCn = (cfg: Obj) => (cfg.labels.default.grants as Obj[]).map((g) => String(g.identity)).find((i) => i.startsWith('cert:'))?.slice(5);
+const grantedCn = (cfg: Obj) => (cfg.labels.default.grants as Obj[]).map((g) => String(g.identity)).find((i) => i.startsWith('cert:'))?.replace(/^cert:(?:(?:ra|device)\/)?/, '');
 
 function topologyProblems(text: string, ls: Layer[], edge: Obj): string[] {
   const problems: string[] = [];

@@ -65,7 +65,7 @@ export async function startHierarchy(o: HierarchyOptions): Promise<Hierarchy> {
         root: { create: 'root', subject: '/O=EST Test/CN=hierarchy root' },
         issuing: { create: 'subordinate', parent: 'root', subject: '/O=EST Test/CN=top issuing CA' },
       },
-      labels: { default: { ca: 'issuing', auth: ['cert'], grants: grantDevices(`cert:${MIDDLE_RA}`) } },
+      labels: { default: { ca: 'issuing', auth: ['cert'], grants: grantDevices(`cert:ra/${MIDDLE_RA}`) } },
     });
     started.push(top);
     const issuing = top.gateway.pki.cas.get('issuing')!;
@@ -104,7 +104,7 @@ export async function startHierarchy(o: HierarchyOptions): Promise<Hierarchy> {
             mode: 'forward',
             auth: ['cert'],
             upstream: { url: top.url, trust: rootFile, ...middleRa, timeout: 5, connect_timeout: 2, ...o.middleUpstream },
-            grants: grantDevices(`cert:${BOTTOM_RA}`),
+            grants: grantDevices(`cert:ra/${BOTTOM_RA}`),
           },
         },
       });

@@ -132,9 +132,9 @@ test.serial('devices in the supervisory network get certificates the enterprise 
   const d1 = await leafOf(D('device/d1.pem'));
   t.regex(d1.issuer, /CN=Plant issuing CA/);
   const atTop = audits('top').find((l) => l.subject === 'CN=netns-device-1' && l.op === 'simpleenroll');
-  t.is(atTop?.identity, 'cert:middle-ra', 'the top saw only the middle layer');
+  t.is(atTop?.identity, 'cert:ra/middle-ra', 'the top saw only the middle layer');
   t.is(atTop?.remote, '10.251.1.2', 'from the middle\'s address on the top link');
-  t.is(audits('middle').find((l) => l.subject === 'CN=netns-device-1')?.identity, 'cert:bottom-ra');
+  t.is(audits('middle').find((l) => l.subject === 'CN=netns-device-1')?.identity, 'cert:ra/bottom-ra');
 
   // the middle goes away: the bottom issues islanded from its sub-CA
   await stop(middle);

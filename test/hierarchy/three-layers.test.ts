@@ -128,12 +128,12 @@ test.serial("the top's audit names the middle's RA, the middle's names the botto
   const forwarded = (gw: typeof h.top) => gw.audit().filter((l) => (l.op === 'simpleenroll' || l.op === 'simplereenroll') && l.status === 200);
   const top = forwarded(h.top);
   t.is(top.length, 4);
-  t.true(top.every((l) => l.identity === `cert:${MIDDLE_RA}` && l.ra === true), JSON.stringify(top));
+  t.true(top.every((l) => l.identity === `cert:ra/${MIDDLE_RA}` && l.ra === true), JSON.stringify(top));
   const middle = forwarded(h.middles[0]!);
   t.is(middle.length, 4);
-  t.true(middle.every((l) => l.identity === `cert:${BOTTOM_RA}` && l.ra === true), JSON.stringify(middle));
+  t.true(middle.every((l) => l.identity === `cert:ra/${BOTTOM_RA}` && l.ra === true), JSON.stringify(middle));
   const bottom = forwarded(h.bottom);
-  t.deepEqual(bottom.map((l) => l.identity), ['user:estuser', 'cert:curl-device', 'user:estuser', 'cert:pop-device']);
+  t.deepEqual(bottom.map((l) => l.identity), ['user:estuser', 'cert:device/curl-device', 'user:estuser', 'cert:device/pop-device']);
   t.true(bottom.every((l) => l.ra === undefined && l.islanded === undefined));
   // every layer's audit names the serial the client got, as openssl prints it
   const serials = issued.map((i) => i.cert.serialNumber.toLowerCase());
@@ -173,7 +173,7 @@ test.serial('middle down: the bottom serves /cacerts from its cache and issues i
   const forwarded = issuedCert(t, res2);
   t.is(forwarded.issuer, 'O=EST Test\nCN=top issuing CA', 'the top signed again');
   t.is(audit(h.bottom, 'CN=back-device').at(-1)?.islanded, undefined);
-  t.is(audit(h.top, 'CN=back-device').at(-1)?.identity, `cert:${MIDDLE_RA}`);
+  t.is(audit(h.top, 'CN=back-device').at(-1)?.identity, `cert:ra/${MIDDLE_RA}`);
   t.false((await certText(h.dir, forwarded.toString())).includes('Netscape Comment'));
   issued.push({ name: 'forwarded after the outage', cert: forwarded });
   // the restarted replicas took the chain from Redis, not from the top
@@ -193,7 +193,7 @@ test.serial('once the middle is back, the islanded certificate renews through th
   t.is(cert.issuer, 'O=EST Test\nCN=top issuing CA');
   t.true(cert.publicKey.equals(island!.cert.publicKey));
   t.is(audit(h.bottom, 'CN=island-device').at(-1)?.islanded, undefined);
-  t.is(audit(h.top, 'CN=island-device').at(-1)?.identity, `cert:${MIDDLE_RA}`);
+  t.is(audit(h.top, 'CN=island-device').at(-1)?.identity, `cert:ra/${MIDDLE_RA}`);
   issued.push({ name: 'islanded certificate renewed through the parent', cert });
 });
 

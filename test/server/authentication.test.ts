@@ -102,7 +102,7 @@ test('a second user has its own password', async (t) => {
 test('libest: `Authorization: Basic Og==` with a trusted client certificate is accepted (the certificate authenticates)', async (t) => {
   const res = await enroll(gw, (await makeCsr('og-cert')).b64, { auth: 'Basic Og==', ...withCert(trusted) });
   issuedCert(t, res);
-  t.is(lastAudit((l) => l.subject === 'CN=og-cert')?.identity, 'cert:trusted-device');
+  t.is(lastAudit((l) => l.subject === 'CN=og-cert')?.identity, 'cert:device/trusted-device');
 });
 
 test('`Basic Og==` without a client certificate is 401', async (t) => {
@@ -127,7 +127,7 @@ test('an untrusted client certificate with `Basic Og==` is 401', async (t) => {
 
 test('a client certificate from a configured client_trust (bootstrap) CA authenticates', async (t) => {
   issuedCert(t, await enroll(gw, (await makeCsr('boot-device')).b64, { auth: null, ...withCert(bootstrap) }));
-  t.is(lastAudit((l) => l.subject === 'CN=boot-device')?.identity, 'cert:boot-device');
+  t.is(lastAudit((l) => l.subject === 'CN=boot-device')?.identity, 'cert:device/boot-device');
 });
 
 // GAP (client_trust anchors): OpenSSL only accepts a chain that ends in a self-signed root, so
@@ -172,7 +172,7 @@ test('require_both: a trusted certificate and Basic together; either alone is 40
   assertReason(t, await enroll(gw, csr.b64, { label: 'both', ...withCert(rogue) }), 401);
   issuedCert(t, await enroll(gw, csr.b64, { label: 'both', ...withCert(trusted) }));
   const line = lastAudit((l) => l.label === 'both' && l.status === 200)!;
-  t.is(line.identity, 'cert:trusted-device');
+  t.is(line.identity, 'cert:device/trusted-device');
   t.is(line.user, 'estuser');
 });
 
@@ -210,7 +210,7 @@ test.serial('audit: one line per request with the identity; no password or Autho
   t.is(ok.outcome, 'issued');
   t.is(ok.op, 'simpleenroll');
   t.truthy(ok.serial);
-  t.is(audit.find((l) => l.subject === 'CN=audit-cert')?.identity, 'cert:trusted-device');
+  t.is(audit.find((l) => l.subject === 'CN=audit-cert')?.identity, 'cert:device/trusted-device');
   const refused = audit.filter((l) => l.op === 'simpleenroll' && l.status === 401);
   t.true(refused.length > 0);
   t.true(refused.every((l) => l.outcome === 'rejected' && typeof l.reason === 'string'));

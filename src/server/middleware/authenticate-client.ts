@@ -48,11 +48,14 @@ export function authenticateClient(services: Services) {
         ? {
             kind: 'cert',
             name: peer!.cn,
+            // an RA is one because our own PKI said so: cmcRA from a bootstrap or manufacturer CA is nothing
+            role: peer!.isRa && chainsTo(peer!, label.raAnchors, `${label.name}:ra`) ? 'ra' : 'device',
             certSubject: peer!.subject,
-            ra: peer!.isRa && chainsTo(peer!, label.raAnchors, `${label.name}:ra`),
+            issuer: peer!.issuer,
+            profiles: peer!.profiles,
             ...(user === undefined ? {} : { user }),
           }
-        : { kind: 'user', name: user! };
+        : { kind: 'user', name: user!, role: 'device' };
     }
     if (!identity) {
       const why = peer && !certOk

@@ -13,7 +13,7 @@ export async function checkPop(ctx: Context & { state: EstState }, next: Next): 
   const given = csr!.challengePassword;
   const required = label!.cfg.require_pop;
   // §3.7: an RA checked PoP against its own client and re-signs nothing; it cannot carry our tls-unique
-  if ((given === undefined && !required) || identity?.ra) return next();
+  if ((given === undefined && !required) || identity?.role === 'ra') return next();
   if (socket!.getProtocol() !== 'TLSv1.2') {
     throw malformed(
       given === undefined

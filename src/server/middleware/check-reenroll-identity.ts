@@ -35,7 +35,7 @@ export async function checkReenrollIdentity(ctx: Context & { state: EstState }, 
   const relayed = ctx.get('Client-Cert');
   let currentDer: Buffer;
   if (relayed) {
-    if (!identity?.ra) throw forbidden('a Client-Cert header is accepted only from a registration authority (EKU id-kp-cmcRA)');
+    if (identity?.role !== 'ra') throw forbidden('a Client-Cert header is accepted only from a registration authority (EKU id-kp-cmcRA)');
     currentDer = certFromHeader(relayed);
     checkRelayedCertificate(currentDer, label!);
   } else {
