@@ -4,7 +4,7 @@ import Koa, { type Context, type Next } from 'koa';
 import { EstError } from '../errors.js';
 import { formatName } from '../est/name.js';
 import { identityString } from '../policy/policy.js';
-import { TEXT_PLAIN, errorHandler } from './error-handler.js';
+import { TEXT_PLAIN, errorHandler, reasonLine } from './error-handler.js';
 import { estDispatcher } from './routes.js';
 import type { Services } from './services.js';
 import type { EstState } from './state.js';
@@ -48,7 +48,7 @@ function auditLog(s: Services) {
           if (st.issued && st.label) s.metrics.issuedCertificate(st.label.name, st.issued.islanded ? 'islanded' : st.label.cfg.mode === 'forward' ? 'forwarded' : 'local');
         }
         if (!st.op) line.path = ctx.path.slice(0, 200);
-        if (st.error) line.reason = st.error.message;
+        if (st.error) line.reason = reasonLine(st.error.message);
         s.logger.info(line, 'est');
       }
     }

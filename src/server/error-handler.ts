@@ -23,6 +23,13 @@ const STATUS: Record<EstErrorKind, number> = {
 
 export const TEXT_PLAIN = 'text/plain; charset=utf-8';
 
+const MAX_REASON = 300;
+/** One short line, whatever a reason quotes: control characters escaped, long ones cut (body and audit line alike). */
+export function reasonLine(message: string): string {
+  const line = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON)}…` : line;
+}
+
 /** Turns anything thrown below into a status and a one-line reason; never a stack trace. */
 export function errorHandler(realm: string) {
   return async function handleErrors(ctx: Context & { state: EstState }, next: Next): Promise<void> {
@@ -34,7 +41,7 @@ export function errorHandler(realm: string) {
       if (e.kind === 'internal') ctx.state.internalError = err;
       ctx.set('Content-Type', TEXT_PLAIN);
       ctx.status = STATUS[e.kind];
-      ctx.body = `${e.message}\n`;
+      ctx.body = `${reasonLine(e.message)}\n`;
       if (e.kind === 'unauthorized') ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
       if (e.retryAfter !== undefined) ctx.set('Retry-After', String(Math.max(0, Math.round(e.retryAfter))));
       if (e.allow) ctx.set('Allow', e.allow.join(', '));
