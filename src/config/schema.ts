@@ -113,12 +113,25 @@ export const labelSchema = z
 
 export const proxyRouteSchema = z
   .object({
-    prefix: z.string().regex(/^\/[^\s]*\/$/, 'must start and end with /, e.g. /v2/').describe('Path prefix forwarded unchanged, e.g. /v2/ for a container registry.'),
+    prefix: z
+      .string()
+      .regex(/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/$/, 'must start and end with /, e.g. /v2/, in plain path characters (no %, no //)')
+      .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'prefix must not contain . or .. segments')
+      .describe('Path prefix served by this route, e.g. /v2/ for a container registry. The path is decoded once, must stay under the prefix (no `.`/`..` segments, no encoded `/` or `\\`, no NUL: else 400) and goes upstream in its normalised form.'),
     target: z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be scheme://host:port with no path').describe('The parent layer that serves this prefix.'),
     trust: z.string().optional().describe('PEM trust anchors for an https target; absent: the system roots.'),
-    cert: z.string().optional().describe('Client certificate (PEM) to present to the target.'),
+    cert: z.string().optional().describe('Client certificate (PEM) to present to the target, only on behalf of callers this route admits.'),
     key: z.string().optional().describe('Its private key.'),
     timeout: z.number().min(0.1).default(60).describe('Seconds to wait for the target\'s answer; then 504.'),
+    identities: z
+      .array(pattern)
+      .default([])
+      .describe('Who may use this route: `cert:device/CN` (TLS client certificate chaining to client_trust), `cert:ra/CN` (the same with EKU id-kp-cmcRA), `user:NAME` (HTTP Basic against [users]), globs with `*`. Default: nobody (403 for every caller).'),
+    client_trust: z.array(z.string()).default([]).describe('PEM files of the trust anchors for client certificates on this route. Without any, no certificate authenticates here.'),
+    pass_authorization: z
+      .boolean()
+      .default(false)
+      .describe('Pass the caller\'s Authorization header to the target (a registry\'s own tokens); callers then authenticate here by certificate only. Off: the header is removed. Client-certificate and identity headers (Client-Cert, X-Forwarded-Client-Cert, X-SSL-Client-*, X-Forwarded-User, ...), Proxy-Authorization and X-Forwarded-* from the caller are always removed.'),
   })
   .strict();
 
@@ -175,7 +188,7 @@ export const configSchema = z
     proxy: z
       .array(proxyRouteSchema)
       .default([])
-      .describe('Generic routes ([[proxy]]) passed byte for byte to the parent layer with http-proxy, so one gateway per layer can replace the IoT Edge API proxy module.'),
+      .describe('Generic routes ([[proxy]]) passed to the parent layer with http-proxy, bodies and answers byte for byte, for the identities each route names, so one gateway per layer can replace the IoT Edge API proxy module.'),
     labels: z
       .record(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'labels are URL path segments'), labelSchema)
       .prefault({ default: {} })
@@ -203,6 +216,12 @@ export const configSchema = z
     cfg.proxy.forEach((r, i) => {
       if (r.prefix.startsWith('/.well-known/est/') || r.prefix === '/.well-known/') ctx.addIssue({ code: 'custom', path: ['proxy', i, 'prefix'], message: 'EST paths are served by the gateway itself' });
       if (!!r.cert !== !!r.key) ctx.addIssue({ code: 'custom', path: ['proxy', i, r.cert ? 'key' : 'cert'], message: 'cert and key go together' });
+      if (r.pass_authorization && r.identities.some((id) => /^user:/i.test(id))) {
+        ctx.addIssue({ code: 'custom', path: ['proxy', i, 'identities'], message: 'with pass_authorization the Authorization header belongs to the target: user: identities cannot authenticate here' });
+      }
+      if (r.client_trust.length === 0 && r.identities.some((id) => /^cert:/i.test(id))) {
+        ctx.addIssue({ code: 'custom', path: ['proxy', i, 'client_trust'], message: 'cert: identities need client_trust anchors to authenticate against' });
+      }
     });
     for (const [name, ca] of Object.entries(cfg.cas)) {
       if (ca.create === 'request' && !ca.request) ctx.addIssue({ code: 'custom', path: ['cas', name, 'request'], message: 'create = "request" needs a [request] table naming the parent' });
