@@ -180,7 +180,8 @@ export async function createUpstreamProxy(routes: ProxyRouteConfig[], o: Upstrea
       ctx.respond = false; // http-proxy writes the response itself, bytes unchanged
       (ctx.req as typeof ctx.req & { estgwDeadline?: number }).estgwDeadline = Date.now() + route.timeoutMs - 5;
       proxy.web(ctx.req, ctx.res, { target: route.target, agent: route.agent, proxyTimeout: route.timeoutMs });
-      logger.info({ route: route.prefix, identity, method: ctx.method, path: ctx.req.url!.slice(0, 200) }, 'proxied');
+      // the path without its query: registries put upload tokens there
+      logger.info({ route: route.prefix, identity, method: ctx.method, path: target.path.slice(0, 200) }, 'proxied');
     },
     close() {
       for (const r of compiled) r.agent.destroy();

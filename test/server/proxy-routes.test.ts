@@ -123,6 +123,7 @@ test('wrong identity: 403 for cert:device/plc-1, cert:ra/edge-ra and user:other 
   assertReason(t, await get('/v2/x', 'wrong-ra', { client: edgeRa }), 403, /cert:ra\/edge-ra/);
   assertReason(t, await get('/v2/x', 'wrong-user', { auth: basic('other', 'other-pw') }), 403, /user:other/);
   for (const tag of ['wrong-plc', 'wrong-ra', 'wrong-user']) refusedBeforeTarget(t, tag);
+  t.truthy(gw.logs.find((l) => l.msg === 'proxy refused' && /user:other may not use/.test(String(l.reason))));
 });
 
 test('bad credentials: 401 for a certificate from an untrusted CA and for a wrong password', async (t) => {
@@ -149,6 +150,11 @@ test('allowed identities pass: status, headers and body unchanged both ways, wit
   t.is(up?.headers.authorization, undefined, 'the Basic credentials the gateway checked go no further');
   t.is(arrived('ok-cert')[0]?.peerCn, 'gateway-as-client');
   t.is(up?.peerCn, 'gateway-as-client');
+
+  // one log line per request, naming who was admitted; never the query (registries put upload tokens there)
+  t.like(gw.logs.find((l) => l.msg === 'proxied' && l.identity === 'user:registry'), { route: '/v2/', method: 'PUT', path: '/v2/library/alpine/blobs/uploads/1' });
+  t.truthy(gw.logs.find((l) => l.msg === 'proxied' && l.identity === 'cert:device/edge-1'));
+  t.false(JSON.stringify(gw.logs).includes('registry-pw') || JSON.stringify(gw.logs).includes(basic('registry', 'registry-pw').slice(6)));
 
   t.is((await get('/ra/x', 'ok-ra', { client: edgeRa })).status, 200, 'cert:ra/* admits the RA');
   t.is(arrived('ok-ra').length, 1);
