@@ -51,6 +51,7 @@ function resolvePaths(cfg: Config, baseDir: string): Config {
     if (r.trust) r.trust = abs(r.trust);
     if (r.cert) r.cert = abs(r.cert);
     if (r.key) r.key = abs(r.key);
+    r.client_trust = r.client_trust.map(abs);
   }
   for (const label of Object.values(cfg.labels)) {
     label.client_trust = label.client_trust.map(abs);

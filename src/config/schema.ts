@@ -121,18 +121,35 @@ export const labelSchema = z
       .regex(/^[0-2](\.(0|[1-9]\d{0,14}))+$/, 'must be a dotted OID with arcs below 2^53')
       .optional()
       .describe('certificatePolicies OID (under your organisation\'s arc) written into every certificate this label signs: such a certificate renews only on this label. Without one, a certificate renews only on a label of the same profile: the same CA, RA role, CA flag and extended key usages, and never for longer than it had.'),
+    forward_serverkeygen: z
+      .boolean()
+      .default(false)
+      .describe('With mode = "forward": offer serverkeygen, whose generated private key then passes unencrypted through this layer (and every layer between it and the issuing one). Off: serverkeygen is 501 on this label. Labels that issue locally always offer it.'),
     grants: z.array(grantSchema).default([{ identity: '*', common_names: ['*'], dns_names: ['*'], ip_addresses: ['*'], emails: ['*'], uris: ['*'], subject_attributes: ['*'], allow_ca: false, max_path_len: 0 }]).describe('Which names each identity may request. No matching grant: 403. Without any [[grants]] table: one grant letting every authenticated client request any subject and subjectAltName, but no CA certificate (what the libest test server does).'),
   })
   .strict();
 
 export const proxyRouteSchema = z
   .object({
-    prefix: z.string().regex(/^\/[^\s]*\/$/, 'must start and end with /, e.g. /v2/').describe('Path prefix forwarded unchanged, e.g. /v2/ for a container registry.'),
+    prefix: z
+      .string()
+      .regex(/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/$/, 'must start and end with /, e.g. /v2/, in plain path characters (no %, no //)')
+      .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'prefix must not contain . or .. segments')
+      .describe('Path prefix served by this route, e.g. /v2/ for a container registry. The path is decoded once, must stay under the prefix (no `.`/`..` segments, no encoded `/` or `\\`, no NUL: else 400) and goes upstream in its normalised form.'),
     target: z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be scheme://host:port with no path').describe('The parent layer that serves this prefix.'),
     trust: z.string().optional().describe('PEM trust anchors for an https target; absent: the system roots.'),
-    cert: z.string().optional().describe('Client certificate (PEM) to present to the target.'),
+    cert: z.string().optional().describe('Client certificate (PEM) to present to the target, only on behalf of callers this route admits.'),
     key: z.string().optional().describe('Its private key.'),
     timeout: z.number().min(0.1).default(60).describe('Seconds to wait for the target\'s answer; then 504.'),
+    identities: z
+      .array(identityPattern)
+      .default([])
+      .describe('Who may use this route: `cert:device/CN` (TLS client certificate chaining to client_trust), `cert:ra/CN` (the same with EKU id-kp-cmcRA), `user:NAME` (HTTP Basic against [users]), globs with `*`. Default: nobody (403 for every caller).'),
+    client_trust: z.array(z.string()).default([]).describe('PEM files of the trust anchors for client certificates on this route. Without any, no certificate authenticates here.'),
+    pass_authorization: z
+      .boolean()
+      .default(false)
+      .describe('Pass the caller\'s Authorization header to the target (a registry\'s own tokens); callers then authenticate here by certificate only. Off: the header is removed. Client-certificate and identity headers (Client-Cert, X-Forwarded-Client-Cert, X-SSL-Client-*, X-Forwarded-User, ...), Proxy-Authorization and X-Forwarded-* from the caller are always removed.'),
   })
   .strict();
 
@@ -189,7 +206,7 @@ export const configSchema = z
     proxy: z
       .array(proxyRouteSchema)
       .default([])
-      .describe('Generic routes ([[proxy]]) passed byte for byte to the parent layer with http-proxy, so one gateway per layer can replace the IoT Edge API proxy module.'),
+      .describe('Generic routes ([[proxy]]) passed to the parent layer with http-proxy, bodies and answers byte for byte, for the identities each route names, so one gateway per layer can replace the IoT Edge API proxy module.'),
     labels: z
       .record(z.string().regex(/^[A-Za-z0-9._~-]+$/, 'labels are URL path segments'), labelSchema)
       .prefault({ default: {} })
@@ -223,6 +240,7 @@ export const configSchema = z
           }
         }
       });
+      if (label.mode === 'issue' && label.forward_serverkeygen) ctx.addIssue({ code: 'custom', path: ['labels', name, 'forward_serverkeygen'], message: 'forward_serverkeygen applies only to mode = "forward" (a label that issues always offers serverkeygen)' });
       const up = label.upstream;
       if (up && !!up.cert !== !!up.key) ctx.addIssue({ code: 'custom', path: ['labels', name, 'upstream', up.cert ? 'key' : 'cert'], message: 'cert and key go together' });
       if (up && !!up.username !== !!up.password_file) ctx.addIssue({ code: 'custom', path: ['labels', name, 'upstream', up.username ? 'password_file' : 'username'], message: 'username and password_file go together' });
@@ -230,6 +248,12 @@ export const configSchema = z
     cfg.proxy.forEach((r, i) => {
       if (r.prefix.startsWith('/.well-known/est/') || r.prefix === '/.well-known/') ctx.addIssue({ code: 'custom', path: ['proxy', i, 'prefix'], message: 'EST paths are served by the gateway itself' });
       if (!!r.cert !== !!r.key) ctx.addIssue({ code: 'custom', path: ['proxy', i, r.cert ? 'key' : 'cert'], message: 'cert and key go together' });
+      if (r.pass_authorization && r.identities.some((id) => /^user:/i.test(id))) {
+        ctx.addIssue({ code: 'custom', path: ['proxy', i, 'identities'], message: 'with pass_authorization the Authorization header belongs to the target: user: identities cannot authenticate here' });
+      }
+      if (r.client_trust.length === 0 && r.identities.some((id) => /^cert:/i.test(id))) {
+        ctx.addIssue({ code: 'custom', path: ['proxy', i, 'client_trust'], message: 'cert: identities need client_trust anchors to authenticate against' });
+      }
     });
     for (const [name, ca] of Object.entries(cfg.cas)) {
       if (ca.create === 'request' && !ca.request) ctx.addIssue({ code: 'custom', path: ['cas', name, 'request'], message: 'create = "request" needs a [request] table naming the parent' });

@@ -3,11 +3,13 @@
 // checked here before anything leaves the layer; upstream this gateway speaks
 // with its own RA certificate and credentials, never the client's.
 import { EstError, isEstError } from '../errors.js';
-import { parseCertificate } from '../est/certificate.js';
+import { type CertFields, parseCertificate } from '../est/certificate.js';
+import type { Csr } from '../est/csr.js';
+import { formatName, generalNamesKey, namesEqual } from '../est/name.js';
 import { EstClient, type EstClientOptions, type Operation } from '../transport/est-client.js';
 import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseRetryAfter, parseServerKeygenResponse, reasonOf } from '../transport/response.js';
 import { serialHex } from '../pki/issuance.js';
-import { privateKeyDer } from '../pki/keys.js';
+import { privateKeyDer, spkiDer } from '../pki/keys.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
 
 /** RFC 9440: how the RA hands the certificate being renewed to the parent. */
@@ -36,16 +38,13 @@ export class ForwardIssuer implements Issuer {
     const headers = req.op === 'simplereenroll' && req.currentCert ? { [CLIENT_CERT_HEADER]: encodeClientCertHeader(req.currentCert) } : undefined;
     const r = await this.call(req.op, 'POST', req.csr.der, headers);
     const certs = this.parse(req.op, r, (x) => parseEnrollResponse(x, req.op));
-    const leaf = certs.find((c) => parseCertificate(c).spki.equals(req.csr.spki));
-    if (!leaf) throw new EstError('badGateway', `parent ${this.where}: no certificate in its answer carries the requested key`, { retryAfter: RETRY_AFTER_S });
-    return this.result(leaf);
+    return this.result(this.approved(certs, req.csr.spki, req.csr, 'the requested key'));
   }
 
   async serverKeygen(req: EnrollRequest): Promise<ServerKeygenResult> {
     const r = await this.call('serverkeygen', 'POST', req.csr.der);
     const { privateKey, certificates } = this.parse('serverkeygen', r, parseServerKeygenResponse);
-    const leaf = certificates[0];
-    if (!leaf) throw new EstError('badGateway', `parent ${this.where}: serverkeygen answer holds no certificate`, { retryAfter: RETRY_AFTER_S });
+    const leaf = this.approved(certificates, spkiDer(privateKey), req.csr, 'the key it sent');
     return { ...this.result(leaf), privateKey: privateKeyDer(privateKey) };
   }
 
@@ -53,10 +52,37 @@ export class ForwardIssuer implements Issuer {
     this.client.close();
   }
 
-  private result(der: Buffer): IssuedResult {
-    const f = parseCertificate(der);
+  /**
+   * The certificate for `spki` in the parent's answer, if it carries exactly the
+   * names this layer approved. A parent that is not est-gateway may change them;
+   * what policy here did not see must not reach the device. No Retry-After and
+   * no fallback: asking again would get the same answer.
+   */
+  private approved(certs: Buffer[], spki: Buffer, csr: Csr, whose: string): CertFields {
+    let unreadable: string | undefined;
+    const leaf = certs
+      .map((der) => {
+        try {
+          return parseCertificate(der);
+        } catch (e) {
+          unreadable ??= (e as Error).message; // a chain certificate our codec cannot read is not ours to judge
+          return undefined;
+        }
+      })
+      .find((f) => f?.spki.equals(spki));
+    if (!leaf) throw new EstError('badGateway', `parent ${this.where}: no certificate in its answer carries ${whose}${unreadable ? ` (one is unreadable: ${unreadable})` : ''}`);
+    if (!namesEqual(leaf.subject, csr.subject)) {
+      throw new EstError('badGateway', `parent ${this.where} issued for subject "${formatName(leaf.subject)}", not the approved "${formatName(csr.subject)}"`);
+    }
+    if (generalNamesKey(leaf.subjectAltNames) !== generalNamesKey(csr.subjectAltNames)) {
+      throw new EstError('badGateway', `parent ${this.where} issued other subjectAltNames than approved`);
+    }
+    return leaf;
+  }
+
+  private result(f: CertFields): IssuedResult {
     // the serial as the parent's audit line and openssl print it: no DER sign byte
-    return { certDer: der, serialHex: serialHex(f.serial), notAfter: f.notAfter, issuedBy: `parent ${this.where}` };
+    return { certDer: f.der, serialHex: serialHex(f.serial), notAfter: f.notAfter, issuedBy: `parent ${this.where}` };
   }
 
   /** One exchange; the parent's refusals keep their meaning, its silence becomes 503/504. */
@@ -95,4 +121,3 @@ export class ForwardIssuer implements Issuer {
     }
   }
 }
-

@@ -119,7 +119,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     readiness: () => readiness.report(),
     metrics,
   };
-  if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, logger);
+  if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, { logger, passwords: services.passwords });
   const app = createApp(services);
 
   let tlsOptions = {
@@ -131,7 +131,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     rejectUnauthorized: false, // each label decides which client certificates it trusts
     ALPNProtocols: ['http/1.1'],
   };
-  const trustPem = () => uniqueDer([...labels.values()].flatMap((l) => l.clientAnchors)).map((d) => toPem('CERTIFICATE', d));
+  const trustPem = () => uniqueDer([...[...labels.values()].flatMap((l) => l.clientAnchors), ...(services.proxy?.clientAnchors ?? [])]).map((d) => toPem('CERTIFICATE', d));
   // forwarded labels learn the parent's chain at run time; OpenSSL must know its intermediates
   await refreshForwardedTrust(labels, caChain);
   const server = createServer(

@@ -7,6 +7,7 @@ import { authenticateClient } from './middleware/authenticate-client.js';
 import { checkContentType } from './middleware/check-content-type.js';
 import { checkPop } from './middleware/check-pop.js';
 import { checkReenrollIdentity } from './middleware/check-reenroll-identity.js';
+import { checkServerKeygenOffered } from './middleware/check-serverkeygen-offered.js';
 import { decodeCsr } from './middleware/decode-csr.js';
 import { readBody } from './middleware/read-body.js';
 import { issueCertificate, notImplemented, respondCaCerts, respondCsrAttrs } from './middleware/respond.js';
@@ -30,8 +31,8 @@ export function routeTable(s: Services): Record<Operation, Route> {
     simpleenroll: { method: 'POST', chain: [checkContentType, authenticate, body, decodeCsr, checkPop, applyPolicy, issueCertificate('simpleenroll')] },
     // §4.2.2
     simplereenroll: { method: 'POST', chain: [checkContentType, authenticate, body, decodeCsr, checkReenrollIdentity, checkPop, issueCertificate('simplereenroll')] },
-    // §4.4
-    serverkeygen: { method: 'POST', chain: [checkContentType, authenticate, body, decodeCsr, checkPop, applyPolicy, issueCertificate('serverkeygen')] },
+    // §4.4; a forwarding label offers it only with forward_serverkeygen
+    serverkeygen: { method: 'POST', chain: [checkServerKeygenOffered, checkContentType, authenticate, body, decodeCsr, checkPop, applyPolicy, issueCertificate('serverkeygen')] },
     // §4.3: optional; answered 501
     fullcmc: { method: 'POST', chain: [notImplemented] },
   };

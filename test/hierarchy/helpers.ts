@@ -46,7 +46,7 @@ export interface Hierarchy {
 const grantDevices = (identity: string) => [{ identity, common_names: ['*'], dns_names: ['*'] }];
 
 /** A cmcRA + clientAuth certificate from `ca`, written with its chain (minus the root) beside its key. */
-async function raFiles(ca: CaMaterial, cn: string, dir: string): Promise<{ cert: string; key: string }> {
+export async function raFiles(ca: CaMaterial, cn: string, dir: string): Promise<{ cert: string; key: string }> {
   const ra = await leafCert(ca, cn, { eku: [OID.cmcRA, OID.clientAuth] });
   const cert = join(dir, `${cn}.cert.pem`);
   const key = join(dir, `${cn}.key.pem`);

@@ -1,4 +1,5 @@
-// [[proxy]] routes: bytes through to the parent layer, failures as text/plain 502/504.
+// [[proxy]] routes: bytes through to the parent layer for an admitted caller,
+// failures as text/plain 502/504. Who is admitted: proxy-routes.test.ts.
 import test from 'ava';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { toPem } from '../../src/est/base64.js';
 import { createRootCa, ensureServerTls } from '../../src/pki/ca.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
+import { DEV_AUTH } from '../helpers/est.js';
 import { httpsRequest } from '../helpers/http.js';
 
 let dir: string;
@@ -38,8 +40,8 @@ test.before(async () => {
   gw = await startTestGateway({
     extra: {
       proxy: [
-        { prefix: '/v2/', target: `https://127.0.0.1:${targetPort}`, trust: join(dir, 'registry-root.pem'), timeout: 1 },
-        { prefix: '/dead/', target: 'https://127.0.0.1:1' },
+        { prefix: '/v2/', target: `https://127.0.0.1:${targetPort}`, trust: join(dir, 'registry-root.pem'), timeout: 1, identities: ['user:estuser'] },
+        { prefix: '/dead/', target: 'https://127.0.0.1:1', identities: ['user:estuser'] },
       ],
     },
   });
@@ -52,11 +54,11 @@ test.after.always(async () => {
 });
 
 test('a configured prefix passes through to the parent: method, path, body, status and headers unchanged', async (t) => {
-  const get = await httpsRequest(`https://127.0.0.1:${gw.port}/v2/library/alpine/manifests/3`, { ca: gw.caPem });
+  const get = await httpsRequest(`https://127.0.0.1:${gw.port}/v2/library/alpine/manifests/3`, { ca: gw.caPem, headers: { Authorization: DEV_AUTH } });
   t.is(get.status, 200);
   t.is(get.headers['docker-distribution-api-version'], 'registry/2.0');
   t.deepEqual(JSON.parse(get.body.toString()), { path: '/v2/library/alpine/manifests/3' });
-  const post = await httpsRequest(`https://127.0.0.1:${gw.port}/v2/uploads/`, { ca: gw.caPem, method: 'POST', body: 'layer-bytes' });
+  const post = await httpsRequest(`https://127.0.0.1:${gw.port}/v2/uploads/`, { ca: gw.caPem, method: 'POST', body: 'layer-bytes', headers: { Authorization: DEV_AUTH } });
   t.is(post.status, 201);
   const last = seen.at(-1)!;
   t.is(last.body, 'layer-bytes');
@@ -70,12 +72,12 @@ test('EST paths are still the gateway\'s own', async (t) => {
 });
 
 test('an unreachable parent is a text/plain 502 with Retry-After; a silent one a 504 after the timeout', async (t) => {
-  const dead = await httpsRequest(`https://127.0.0.1:${gw.port}/dead/x`, { ca: gw.caPem });
+  const dead = await httpsRequest(`https://127.0.0.1:${gw.port}/dead/x`, { ca: gw.caPem, headers: { Authorization: DEV_AUTH } });
   t.is(dead.status, 502);
   t.regex(dead.headers['content-type']!, /^text\/plain/);
   t.is(dead.headers['retry-after'], '30');
   const started = Date.now();
-  const slow = await httpsRequest(`https://127.0.0.1:${gw.port}/v2/slow`, { ca: gw.caPem });
+  const slow = await httpsRequest(`https://127.0.0.1:${gw.port}/v2/slow`, { ca: gw.caPem, headers: { Authorization: DEV_AUTH } });
   t.is(slow.status, 504);
   t.true(Date.now() - started < 5000);
 });
