@@ -10,6 +10,7 @@ import { EstClient, type EstClientOptions, type Operation } from '../transport/e
 import { type EstResponse, parseCacertsResponse, parseEnrollResponse, parseRetryAfter, parseServerKeygenResponse, reasonOf } from '../transport/response.js';
 import { serialHex } from '../pki/issuance.js';
 import { privateKeyDer, spkiDer } from '../pki/keys.js';
+import type { Logger } from '../util/log.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
 
 /** RFC 9440: how the RA hands the certificate being renewed to the parent. */
@@ -20,14 +21,22 @@ export const encodeClientCertHeader = (der: Buffer) => `:${der.toString('base64'
 const RETRY_AFTER_S = 30;
 const MAX_RETRY_AFTER_S = 86_400;
 
+export interface ForwardOptions {
+  /** How relayed renewals reach the parent ([upstream] reenroll). */
+  reenroll?: 'client-cert' | 'auto' | 'simpleenroll';
+  logger?: Logger;
+}
+
 export class ForwardIssuer implements Issuer {
   readonly mode = 'forward' as const;
   private readonly client: EstClient;
   private readonly where: string;
+  private readonly reenroll: NonNullable<ForwardOptions['reenroll']>;
 
-  constructor(options: EstClientOptions) {
+  constructor(options: EstClientOptions, private readonly o: ForwardOptions = {}) {
     this.client = new EstClient({ ...options, pop: 'never', pendingBudgetMs: 0 });
     this.where = `${this.client.url.host}${options.label ? ` label ${options.label}` : ''}`;
+    this.reenroll = o.reenroll ?? 'client-cert';
   }
 
   async caCerts(): Promise<Buffer[]> {
@@ -35,10 +44,30 @@ export class ForwardIssuer implements Issuer {
   }
 
   async enroll(req: EnrollRequest): Promise<IssuedResult> {
-    const headers = req.op === 'simplereenroll' && req.currentCert ? { [CLIENT_CERT_HEADER]: encodeClientCertHeader(req.currentCert) } : undefined;
-    const r = await this.call(req.op, 'POST', req.csr.der, headers);
+    const r = await this.send(req);
     const certs = this.parse(req.op, r, (x) => parseEnrollResponse(x, req.op));
     return this.result(this.approved(certs, req.csr.spki, req.csr, 'the requested key'));
+  }
+
+  /**
+   * A renewal goes up as simplereenroll with the client's certificate in
+   * Client-Cert, or, where the parent cannot take that (or there is no such
+   * certificate: a renewal an RA below vouched for), as a simpleenroll this RA
+   * vouches for: it checked the certificate and its names here.
+   */
+  private async send(req: EnrollRequest): Promise<EstResponse> {
+    if (req.op !== 'simplereenroll') return this.call(req.op, 'POST', req.csr.der);
+    if (!req.currentCert || this.reenroll === 'simpleenroll') return this.call('simpleenroll', 'POST', req.csr.der);
+    try {
+      return await this.call('simplereenroll', 'POST', req.csr.der, { [CLIENT_CERT_HEADER]: encodeClientCertHeader(req.currentCert) });
+    } catch (e) {
+      if (!isEstError(e, 'forbidden') && !isEstError(e, 'malformed')) throw e;
+      if (this.reenroll === 'client-cert') {
+        throw new EstError(e.kind, `${e.message} (a renewal relayed with RFC 9440 Client-Cert; if the parent does not take Client-Cert, set reenroll = "auto" or "simpleenroll" in [upstream])`);
+      }
+      this.o.logger?.warn({ parent: this.where, reason: e.message }, 'the parent refused a renewal relayed with Client-Cert: sending it as a simpleenroll this RA vouches for');
+      return this.call('simpleenroll', 'POST', req.csr.der);
+    }
   }
 
   async serverKeygen(req: EnrollRequest): Promise<ServerKeygenResult> {

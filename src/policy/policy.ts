@@ -78,6 +78,7 @@ export function layerProfiles(labels: Record<string, LabelConfig>): LayerProfile
   const labelOf = new Map(Object.entries(labels).flatMap(([name, cfg]) => (cfg.profile_oid ? [[cfg.profile_oid, name] as const] : [])));
   const reserved = new Set<string>();
   for (const cfg of Object.values(labels)) {
+    for (const p of cfg.registration_authorities) if (p.startsWith('cert:')) reserved.add(p.slice(5));
     if (!issuesAuthority(cfg)) continue;
     for (const g of cfg.grants) {
       if (!g.allow_ca && !cfg.ext_key_usage.includes('cmcRA')) continue;
@@ -94,6 +95,7 @@ export class LabelPolicy {
   /** Names this label never issues: configured, and what the layer's RA and CA grants name. */
   private readonly reserved: Glob[];
   readonly profileOid: string | undefined;
+  private readonly declaredRas: IdentityPattern[];
 
   constructor(
     readonly label: string,
@@ -103,7 +105,13 @@ export class LabelPolicy {
     this.ekuOids = cfg.ext_key_usage.map((n) => EKU_NAMES[n]!);
     this.grants = cfg.grants.map(compileGrant);
     this.profileOid = cfg.profile_oid;
+    this.declaredRas = cfg.registration_authorities.map((p) => new IdentityPattern(p));
     this.reserved = issuesAuthority(cfg) ? cfg.reserved_names.map((p) => new Glob(p)) : [...cfg.reserved_names, ...layer.reserved].map((p) => new Glob(p));
+  }
+
+  /** Declared a registration authority on this label (registration_authorities), whatever its EKU. */
+  declaresRa(id: Identity): boolean {
+    return this.declaredRas.some((p) => p.match(id) !== undefined);
   }
 
   /** Key type and size (RFC 7030 leaves this to the CA; so do we, per label). */

@@ -71,7 +71,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       if (lc.mode === 'forward') {
         const up = lc.upstream!;
         let forward = forwarders.get(name);
-        if (!forward) forwarders.set(name, (forward = new ForwardIssuer(await upstreamClientOptions(up, { keepAlive: true, logger }))));
+        if (!forward) forwarders.set(name, (forward = new ForwardIssuer(await upstreamClientOptions(up, { keepAlive: true, logger }), { reenroll: up.reenroll, logger })));
         issuer = lc.fallback === 'issue'
           ? new FallbackIssuer(forward, local!, (op, reason) => logger.warn({ label: name, op, reason }, 'parent unreachable: issuing locally (islanded)'))
           : forward;

@@ -39,8 +39,8 @@ export interface EstState {
   issued?: IssuedResult;
   /** simplereenroll: the certificate being renewed (TLS client certificate, or relayed by an RA). */
   currentCert?: Buffer;
-  /** Renewal with the same key (renew) or a new one (rekey), for the audit line. */
-  reenrollKind?: 'renew' | 'rekey';
+  /** Renewal with the same key (renew), a new one (rekey), or an RA's renewal for its client without Client-Cert (vouched), for the audit line. */
+  reenrollKind?: 'renew' | 'rekey' | 'vouched';
   error?: EstError;
   internalError?: unknown;
 }

@@ -44,18 +44,14 @@ export function authenticateClient(services: Services) {
 
     let identity: Identity | undefined;
     if (label.cfg.require_both ? certOk && user !== undefined : certOk || user !== undefined) {
-      identity = certOk
-        ? {
-            kind: 'cert',
-            name: peer!.cn,
-            // an RA is one because our own PKI said so: cmcRA from a bootstrap or manufacturer CA is nothing
-            role: peer!.isRa && chainsTo(peer!, label.raAnchors, `${label.name}:ra`) ? 'ra' : 'device',
-            certSubject: peer!.subject,
-            issuer: peer!.issuer,
-            profiles: peer!.profiles,
-            ...(user === undefined ? {} : { user }),
-          }
-        : { kind: 'user', name: user!, role: 'device' };
+      const policy = label.policy;
+      const userRa = user !== undefined && policy.declaresRa({ kind: 'user', name: user, role: 'device' });
+      if (certOk) {
+        const cert: Identity = { kind: 'cert', name: peer!.cn, role: 'device', certSubject: peer!.subject, issuer: peer!.issuer, profiles: peer!.profiles };
+        // an RA is one because our own PKI said so (cmcRA, or declared by name): a bootstrap or manufacturer CA makes none
+        const certRa = (peer!.isRa || policy.declaresRa(cert)) && chainsTo(peer!, label.raAnchors, `${label.name}:ra`);
+        identity = { ...cert, role: certRa || userRa ? 'ra' : 'device', ...(user === undefined ? {} : { user }) };
+      } else identity = { kind: 'user', name: user!, role: userRa ? 'ra' : 'device' };
     }
     if (!identity) {
       const why = peer && !certOk

@@ -5,7 +5,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { forbidden, malformed } from '../../errors.js';
-import { parseCertificate } from '../../est/certificate.js';
+import { type CertFields, parseCertificate } from '../../est/certificate.js';
+import type { Csr } from '../../est/csr.js';
 import { formatName, generalNamesKey, namesEqual } from '../../est/name.js';
 import type { Label } from '../label.js';
 import { directlyIssuedBy } from '../../pki/issued-by.js';
@@ -30,17 +31,28 @@ function checkRelayedCertificate(der: Buffer, label: Label, now = Date.now()): v
   if (Date.parse(x.validTo) < now || Date.parse(x.validFrom) > now) throw forbidden('the relayed certificate is expired or not yet valid');
 }
 
+const sameNames = (cert: CertFields, csr: Csr) =>
+  namesEqual(cert.subject, csr.subject) && generalNamesKey(cert.subjectAltNames) === generalNamesKey(csr.subjectAltNames);
+
 export async function checkReenrollIdentity(ctx: Context & { state: EstState }, next: Next): Promise<void> {
   const { peer, csr, label, identity } = ctx.state;
   const relayed = ctx.get('Client-Cert');
   let currentDer: Buffer;
   if (relayed) {
-    if (identity?.role !== 'ra') throw forbidden('a Client-Cert header is accepted only from a registration authority (EKU id-kp-cmcRA)');
+    if (identity?.role !== 'ra') throw forbidden('a Client-Cert header is accepted only from a registration authority (EKU id-kp-cmcRA, or registration_authorities)');
     currentDer = certFromHeader(relayed);
     checkRelayedCertificate(currentDer, label!);
   } else {
     if (!peer) throw forbidden('simplereenroll needs the certificate being renewed as the TLS client certificate');
     if (!peer.verified) throw forbidden(`the TLS client certificate cannot be renewed: ${peer.verifyError ?? 'not trusted'}`);
+    // §3.7: an RA that sends no Client-Cert (libest's estproxy, any RA that is not
+    // est-gateway) renews for its client: an enrollment it vouches for, within its
+    // grants. Its own renewal keeps its own names.
+    if (identity?.role === 'ra' && !sameNames(parseCertificate(peer.der), csr!)) {
+      ctx.state.decision = label!.policy.decideEnroll(identity, csr!);
+      ctx.state.reenrollKind = 'vouched';
+      return next();
+    }
     // the direct issuer, not any ancestor: a sub-CA label's certificates do not renew on its parent's label
     if (!directlyIssuedBy(peer.der, label!.issuingCas)) throw forbidden(`the TLS client certificate was not issued by label "${label!.name}"'s CA`);
     currentDer = peer.der;
