@@ -87,6 +87,8 @@ export function decodeOid(buf: Uint8Array, t: Tlv): string {
   let v = 0;
   for (let i = t.contentStart; i < t.end; i++) {
     const b = buf[i]!;
+    // X.690 §8.19.2: a subidentifier has no leading 0x80 octet; another reader would see another OID
+    if (b === 0x80 && v === 0) throw malformed('invalid OID: subidentifier is not minimally encoded');
     v = v * 128 + (b & 0x7f);
     if (v > Number.MAX_SAFE_INTEGER / 128) throw malformed('invalid OID: arc too large');
     if (!(b & 0x80)) {
@@ -100,25 +102,44 @@ export function decodeOid(buf: Uint8Array, t: Tlv): string {
   return parts.join('.');
 }
 
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A string value, decoded one-to-one: two different byte strings of one type never
+ * read alike (no U+FFFD stand-ins), so what policy compares is what gets copied.
+ * Which types and characters a name may use is src/est/name-syntax.ts's business.
+ */
 export function decodeString(buf: Uint8Array, t: Tlv): string {
   const c = content(buf, t);
   switch (t.tag) {
     case Tag.UTF8String:
+      try {
+        return utf8Strict.decode(c);
+      } catch {
+        throw malformed('invalid UTF8String: not valid UTF-8');
+      }
     case Tag.PrintableString:
     case Tag.IA5String:
-      return c.toString('utf8');
     case Tag.TeletexString:
       return c.toString('latin1');
     case Tag.BMPString: {
       if (c.length % 2) throw malformed('invalid BMPString');
-      const swapped = Buffer.from(c);
-      swapped.swap16();
-      return swapped.toString('utf16le');
+      let s = '';
+      for (let i = 0; i < c.length; i += 2) {
+        const u = c.readUInt16BE(i);
+        if (u >= 0xd800 && u <= 0xdfff) throw malformed('invalid BMPString: surrogate code unit');
+        s += String.fromCharCode(u);
+      }
+      return s;
     }
     case Tag.UniversalString: {
       if (c.length % 4) throw malformed('invalid UniversalString');
       let s = '';
-      for (let i = 0; i < c.length; i += 4) s += String.fromCodePoint(c.readUInt32BE(i));
+      for (let i = 0; i < c.length; i += 4) {
+        const u = c.readUInt32BE(i);
+        if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) throw malformed('invalid UniversalString: not a code point');
+        s += String.fromCodePoint(u);
+      }
       return s;
     }
     default:

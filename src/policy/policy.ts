@@ -74,14 +74,23 @@ export class LabelPolicy {
     this.grants = cfg.grants.map(compileGrant);
   }
 
-  /** Key type and size (RFC 7030 leaves this to the CA; so do we, per label). */
+  /**
+   * Key type, size and RSA exponent (RFC 7030 leaves this to the CA; so do we, per
+   * label). Cheap, from the SPKI alone: decodeCsr runs it before the signature,
+   * which a huge modulus or exponent would make expensive to verify.
+   */
   checkKey(csr: Csr): void {
     const k = csr.key;
     if (!this.cfg.key_types.includes(k.type)) {
       throw forbidden(`key type ${describeKey(k)} is not allowed on label "${this.label}" (allowed: ${this.cfg.key_types.join(', ')})`);
     }
-    if (k.type === 'rsa' && k.bits < this.cfg.rsa_min_bits) {
-      throw forbidden(`RSA keys must have at least ${this.cfg.rsa_min_bits} bits, this one has ${k.bits}`);
+    if (k.type !== 'rsa') return;
+    if (k.bits < this.cfg.rsa_min_bits) throw forbidden(`RSA keys must have at least ${this.cfg.rsa_min_bits} bits, this one has ${k.bits}`);
+    if (k.bits > this.cfg.rsa_max_bits) throw forbidden(`RSA keys must have at most ${this.cfg.rsa_max_bits} bits, this one has ${k.bits}`);
+    const e = k.exponent ?? 0n;
+    if (e < 3n || e % 2n === 0n || e > BigInt(this.cfg.rsa_max_exponent)) {
+      const shown = e < 1n << 64n ? String(e) : `a ${e.toString(2).length}-bit number`;
+      throw forbidden(`RSA public exponent ${shown} is not allowed on label "${this.label}": it must be odd, at least 3 and at most ${this.cfg.rsa_max_exponent}`);
     }
   }
 
