@@ -165,10 +165,43 @@ export function decodeSmallInteger(buf: Uint8Array, t: Tlv): number {
   expectTag(t, Tag.INTEGER, 'INTEGER');
   const n = t.end - t.contentStart;
   if (n < 1 || n > 6) throw malformed('invalid INTEGER: out of range');
+  checkIntegerEncoding(buf, t);
   if (buf[t.contentStart]! & 0x80) throw malformed('invalid INTEGER: negative');
   let v = 0;
   for (let i = t.contentStart; i < t.end; i++) v = v * 256 + buf[i]!;
   return v;
+}
+
+/** X.690 §8.3.2: no leading octet that only repeats the sign (OpenSSL refuses such padding). */
+function checkIntegerEncoding(buf: Uint8Array, t: Tlv): void {
+  if (t.end === t.contentStart) throw malformed('invalid INTEGER: empty');
+  if (t.end - t.contentStart === 1) return;
+  const a = buf[t.contentStart]!;
+  const b = buf[t.contentStart + 1]!;
+  if ((a === 0 && !(b & 0x80)) || (a === 0xff && b & 0x80)) throw malformed('invalid INTEGER: not minimally encoded');
+}
+
+/**
+ * A value of type ANY (an otherName's, say) in DER, as a strict generic reader
+ * such as OpenSSL's takes it: constructed values element by element, the
+ * universal primitive types by their content rules.
+ */
+export function checkAny(buf: Uint8Array, t: Tlv): void {
+  if (t.tag & 0x20) {
+    for (const c of children(buf, t)) checkAny(buf, c);
+    return;
+  }
+  const n = t.end - t.contentStart;
+  const first = buf[t.contentStart];
+  switch (t.tag) {
+    case Tag.BOOLEAN: if (n !== 1) throw malformed('invalid BOOLEAN'); break;
+    case Tag.INTEGER: checkIntegerEncoding(buf, t); break;
+    case Tag.NULL: if (n !== 0) throw malformed('invalid NULL'); break;
+    case Tag.OID: decodeOid(buf, t); break;
+    case Tag.BIT_STRING: if (first === undefined || first > 7 || (n === 1 && first !== 0)) throw malformed('invalid BIT STRING'); break;
+    case Tag.UTF8String: case Tag.BMPString: case Tag.UniversalString: decodeString(buf, t); break;
+    default: break;
+  }
 }
 
 export function decodeBoolean(buf: Uint8Array, t: Tlv): boolean {

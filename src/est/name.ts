@@ -2,7 +2,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { malformed } from '../errors.js';
 import {
-  Tag, type Tlv, children, content, ctx, decodeOid, decodeString, expectTag, ia5, oid, printable, readWhole, seq, setOf,
+  Tag, type Tlv, checkAny, children, content, ctx, decodeOid, decodeString, expectTag, ia5, oid, printable, readWhole, seq, setOf,
   utf8, whole,
 } from './der.js';
 import { NAME_ATTR, NAME_ATTR_OID, OID } from './oids.js';
@@ -162,7 +162,13 @@ export const isWildcardDns = (name: string): boolean => name.startsWith('*.');
 function otherName(der: Uint8Array, gn: Tlv): GeneralName {
   const [typeId, value, extra] = children(der, gn);
   decodeOid(der, typeId!);
-  if (!value || value.tag !== 0xa0 || extra || children(der, value).length !== 1) throw malformed('invalid otherName');
+  const inner = value?.tag === 0xa0 ? children(der, value) : [];
+  if (inner.length !== 1 || extra) throw malformed('invalid otherName');
+  try {
+    checkAny(der, inner[0]!);
+  } catch {
+    throw malformed('invalid otherName: its value is not DER');
+  }
   return { type: 'other', value: whole(der, gn).toString('hex') };
 }
 
