@@ -1,6 +1,6 @@
 // PKCS#10 (RFC 2986) parsing and signature check.
 import { EstError, malformed } from '../errors.js';
-import { Tag, children, content, decodeOid, decodeSmallInteger, decodeString, expectTag, readWhole, whole } from './der.js';
+import { Tag, children, clip, content, decodeOid, decodeSmallInteger, decodeString, expectTag, readWhole, whole } from './der.js';
 import {
   type BasicConstraints, type Extension, type KeyUsageName, decodeBasicConstraints, decodeExtKeyUsage,
   decodeKeyUsage, parseExtensions,
@@ -108,10 +108,10 @@ function parseCsrUnchecked(der: Buffer, limits: NameLimits): Csr {
       const type = decodeOid(der, typeT!);
       // RFC 2986 §4.1 reads attributes as a set: one type twice gives two readings (OpenSSL takes the first)
       const key = type === MS_EXTENSION_REQUEST ? OID.extensionRequest : type;
-      if (seen.has(key)) throw malformed(`duplicate attribute ${ATTRIBUTE_NAME[type] ?? type}`);
+      if (seen.has(key)) throw malformed(`duplicate attribute ${ATTRIBUTE_NAME[type] ?? clip(type)}`);
       seen.add(key);
       const values = children(der, expectTag(valuesT, Tag.SET, 'attribute values'));
-      if (values.length === 0) throw malformed(`attribute ${ATTRIBUTE_NAME[type] ?? type} has no value`);
+      if (values.length === 0) throw malformed(`attribute ${ATTRIBUTE_NAME[type] ?? clip(type)} has no value`);
       if (type === OID.challengePassword) {
         if (values.length !== 1) throw malformed('challengePassword must have one value');
         csr.challengePassword = decodeString(der, values[0]!);

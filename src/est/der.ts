@@ -80,6 +80,9 @@ export const content = (buf: Uint8Array, t: Tlv): Buffer =>
 export const whole = (buf: Uint8Array, t: Tlv): Buffer =>
   Buffer.from(buf.buffer, buf.byteOffset + t.start, t.end - t.start);
 
+/** An identifier as a reason shows it: an OID may have any number of arcs. */
+export const clip = (s: string, max = 64): string => (s.length > max ? `${s.slice(0, max)}…` : s);
+
 export function decodeOid(buf: Uint8Array, t: Tlv): string {
   expectTag(t, Tag.OID, 'OBJECT IDENTIFIER');
   if (t.end === t.contentStart) throw malformed('invalid OID: empty');

@@ -1,7 +1,7 @@
 // X.509 v3 extensions shared by CSRs (extensionRequest) and certificates.
 import { malformed } from '../errors.js';
 import {
-  Tag, type Tlv, TRUE, bitString, children, content, decodeBoolean, decodeOid, decodeSmallInteger, expectTag, octetString,
+  Tag, type Tlv, TRUE, bitString, children, clip, content, decodeBoolean, decodeOid, decodeSmallInteger, expectTag, octetString,
   oid, readWhole, seq, smallInteger,
 } from './der.js';
 import { EXTENSION_NAME, OID } from './oids.js';
@@ -20,7 +20,7 @@ export function parseExtensions(buf: Uint8Array, t: Tlv): Extension[] {
     const parts = children(buf, expectTag(e, Tag.SEQUENCE, 'Extension'));
     const id = decodeOid(buf, parts[0]!);
     // RFC 5280 §4.2: at most one instance of an extension
-    if (seen.has(id)) throw malformed(`duplicate extension ${EXTENSION_NAME[id] ?? id}`);
+    if (seen.has(id)) throw malformed(`duplicate extension ${EXTENSION_NAME[id] ?? clip(id)}`);
     seen.add(id);
     let i = 1;
     let critical = false;

@@ -4,7 +4,7 @@
 // grant's `*` matches any string, so this is where a hostile value stops.
 import { isIPv4, isIPv6 } from 'node:net';
 import { malformed } from '../errors.js';
-import { Tag } from './der.js';
+import { Tag, clip } from './der.js';
 import { type GeneralName, type Rdns, isWildcardDns, preparedValue } from './name.js';
 import { NAME_ATTR, OID } from './oids.js';
 
@@ -192,7 +192,7 @@ export function checkName(rdns: Rdns, limits: NameLimits = DEFAULT_NAME_LIMITS, 
   for (const rdn of rdns) {
     const seen = new Set<string>();
     for (const a of rdn) {
-      const what = `${prefix}${NAME_ATTR[a.type] ?? a.type}`;
+      const what = `${prefix}${NAME_ATTR[a.type] ?? clip(a.type)}`;
       const rule = RULES[a.type] ?? OTHER;
       checkStringValue(what, a.tag, a.value, { ...rule, max: rule.max ?? limits.maxNameLength });
       // X.501: the values of one RDN are distinct; equal ones make matching ambiguous

@@ -1,7 +1,7 @@
 // SubjectPublicKeyInfo: what kind of key is this, and its RFC 5280 key identifier.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { malformed } from '../errors.js';
-import { Tag, type Tlv, children, content, decodeOid, expectTag, readWhole } from './der.js';
+import { Tag, type Tlv, children, clip, content, decodeOid, expectTag, readWhole } from './der.js';
 import { OID } from './oids.js';
 
 export type KeyType = 'rsa' | 'p256' | 'p384' | 'p521' | 'ed25519';
@@ -47,7 +47,7 @@ export function describeSpki(spki: Uint8Array): KeyInfo {
     if (!params || params.tag !== Tag.OID) throw malformed('EC key parameters must be a named curve (RFC 5480 §2.1.1), not explicit or implicit ones');
     const curveOid = decodeOid(spki, params);
     const curve = CURVES[curveOid];
-    if (!curve) throw malformed(`unsupported elliptic curve ${curveOid}`);
+    if (!curve) throw malformed(`unsupported elliptic curve ${clip(curveOid)}`);
     const size = Math.ceil(curve[1] / 8);
     const uncompressed = bs[0] === 0x04 && bs.length === 1 + 2 * size;
     const compressed = (bs[0] === 0x02 || bs[0] === 0x03) && bs.length === 1 + size;
@@ -68,7 +68,7 @@ export function describeSpki(spki: Uint8Array): KeyInfo {
     if (bs.length !== 32) throw malformed('invalid Ed25519 key: not 32 octets');
     return { type: 'ed25519', bits: 256 };
   }
-  throw malformed(`unsupported public key algorithm ${algOid}`);
+  throw malformed(`unsupported public key algorithm ${clip(algOid)}`);
 }
 
 /** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value. */

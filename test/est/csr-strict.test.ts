@@ -3,9 +3,11 @@
 // the RSA exponent in describeSpki, and the GeneralName syntaxes.
 import test from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
+import { attribute, rawCsr, rawName } from '../helpers/csr-raw.js';
 import { isEstError } from '../../src/errors.js';
-import { Tag, decodeOid, decodeString, oid, readWhole, tlv } from '../../src/est/der.js';
+import { Tag, decodeOid, decodeString, oid, readWhole, tlv, utf8 } from '../../src/est/der.js';
 import { type GeneralName, type Rdns, namesEqual, parseGeneralNames, parseNameDer } from '../../src/est/name.js';
+import { parseCsr } from '../../src/est/csr.js';
 import { checkGeneralNames, quote } from '../../src/est/name-syntax.js';
 import { OID } from '../../src/est/oids.js';
 import { describeSpki } from '../../src/est/spki.js';
@@ -119,4 +121,16 @@ test('quote: control characters escaped, at most 64 characters then …, quotes 
   t.is(quote('a\u0000b\u009b"'), '"a\\u0000b\\u009b\\""');
   t.is(quote('x'.repeat(65)), `"${'x'.repeat(64)}…"`);
   t.is(quote('\u{1f600}'.repeat(64)), `"${'\u{1f600}'.repeat(64)}"`, 'characters, not UTF-16 units');
+});
+
+test('reasons stay short when the offender is an OID of hundreds of arcs (attribute type, name attribute type)', (t) => {
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const long = `1.3.6.1.4.1.${Array.from({ length: 300 }, (_, i) => i + 1).join('.')}`;
+  const dupAttr = rawCsr({ key, subject: rawName([[OID.commonName, utf8('x')]]), attributes: [attribute(long, utf8('a')), attribute(long, utf8('b'))] });
+  const badValue = rawCsr({ key, subject: rawName([[long, tlv(Tag.BMPString, Buffer.from([0, 0x61]))]]) });
+  for (const der of [dupAttr.der, badValue.der]) {
+    const e = t.throws(() => parseCsr(der));
+    t.true(e!.message.length < 150, e!.message);
+    t.regex(e!.message, /1\.3\.6\.1\.4\.1\.1\.2\.3.*…/);
+  }
 });
