@@ -113,7 +113,7 @@ export const labelSchema = z
       .min(1)
       .max(32768)
       .default(64)
-      .describe('Longest CN, in characters, and longest value of a subject attribute RFC 5280 Appendix A gives no bound of its own; other attributes keep theirs (O and OU 64, L and ST 128, serialNumber 64, emailAddress 255). Longer is 400.'),
+      .describe('Longest CN a CSR may carry, in characters (RFC 5280 ub-common-name: 64), and the bound of subject attributes RFC 5280 Appendix A bounds nowhere; attributes with a bound of their own keep it (O and OU 64, L and ST 128, serialNumber 64, emailAddress 255). Longer is 400.'),
     rsa_max_bits: z.number().int().min(2048).max(16384).default(8192).describe('Largest RSA modulus accepted, checked before the signature is verified (a huge modulus costs verification time). Keep it at or above rsa_min_bits.'),
     rsa_max_exponent: z
       .number()
