@@ -45,6 +45,7 @@ export const grantSchema = z
       .array(pattern)
       .default([])
       .describe('Subject attributes besides CN the identity may put in its subject: `O`, `OU`, `C`, ... (any value), `O=Plant *` (a glob on the value), or `*` (anything). emailAddress is governed by `emails`. Default: none.'),
+    allow_wildcard: z.boolean().default(false).describe('May request wildcard dNSNames (`*.plant.local`, the whole left-most label only, RFC 6125 §6.4.3) where dns_names matches them.'),
     allow_ca: z.boolean().default(false).describe('May request CA certificates (basicConstraints CA:TRUE), for example a sub-CA of a lower layer or an IoT Edge CA.'),
     max_path_len: z.number().int().min(0).max(16).default(0).describe('Largest pathLen a CA request may carry when allow_ca is true.'),
   })
@@ -133,7 +134,22 @@ export const labelSchema = z
       .boolean()
       .default(false)
       .describe('With mode = "forward": offer serverkeygen, whose generated private key then passes unencrypted through this layer (and every layer between it and the issuing one). Off: serverkeygen is 501 on this label. Labels that issue locally always offer it.'),
-    grants: z.array(grantSchema).default([{ identity: '*', common_names: ['*'], dns_names: ['*'], ip_addresses: ['*'], emails: ['*'], uris: ['*'], subject_attributes: ['*'], allow_ca: false, max_path_len: 0 }]).describe('Which names each identity may request. No matching grant: 403. Without any [[grants]] table: one grant letting every authenticated client request any subject and subjectAltName, but no CA certificate (what the libest test server does).'),
+    max_name_length: z
+      .number()
+      .int()
+      .min(1)
+      .max(32768)
+      .default(64)
+      .describe('Longest CN a CSR may carry, in characters (RFC 5280 ub-common-name: 64), and the bound of subject attributes RFC 5280 Appendix A bounds nowhere; attributes with a bound of their own keep it (O and OU 64, L and ST 128, serialNumber 64, emailAddress 255). Longer is 400.'),
+    rsa_max_bits: z.number().int().min(2048).max(16384).default(8192).describe('Largest RSA modulus accepted, checked before the signature is verified (a huge modulus costs verification time). Keep it at or above rsa_min_bits.'),
+    rsa_max_exponent: z
+      .number()
+      .int()
+      .min(3)
+      .max(4294967297)
+      .default(65537)
+      .describe('Largest RSA public exponent accepted (odd, at least 3), checked before the signature is verified: a huge exponent makes verification many times slower. At most 2^32+1.'),
+    grants: z.array(grantSchema).default([{ identity: '*', common_names: ['*'], dns_names: ['*'], ip_addresses: ['*'], emails: ['*'], uris: ['*'], subject_attributes: ['*'], allow_wildcard: false, allow_ca: false, max_path_len: 0 }]).describe('Which names each identity may request. No matching grant: 403. Without any [[grants]] table: one grant letting every authenticated client request any subject and subjectAltName, but no CA certificate (what the libest test server does).'),
   })
   .strict();
 
@@ -249,6 +265,7 @@ export const configSchema = z
         }
       });
       if (label.mode === 'issue' && label.forward_serverkeygen) ctx.addIssue({ code: 'custom', path: ['labels', name, 'forward_serverkeygen'], message: 'forward_serverkeygen applies only to mode = "forward" (a label that issues always offers serverkeygen)' });
+      if (label.rsa_max_bits < label.rsa_min_bits) ctx.addIssue({ code: 'custom', path: ['labels', name, 'rsa_max_bits'], message: `must not be below rsa_min_bits (${label.rsa_min_bits})` });
       const up = label.upstream;
       if (up && !!up.cert !== !!up.key) ctx.addIssue({ code: 'custom', path: ['labels', name, 'upstream', up.cert ? 'key' : 'cert'], message: 'cert and key go together' });
       if (up && !!up.username !== !!up.password_file) ctx.addIssue({ code: 'custom', path: ['labels', name, 'upstream', up.username ? 'password_file' : 'username'], message: 'username and password_file go together' });

@@ -80,6 +80,9 @@ export const content = (buf: Uint8Array, t: Tlv): Buffer =>
 export const whole = (buf: Uint8Array, t: Tlv): Buffer =>
   Buffer.from(buf.buffer, buf.byteOffset + t.start, t.end - t.start);
 
+/** An identifier as a reason shows it: an OID may have any number of arcs. */
+export const clip = (s: string, max = 64): string => (s.length > max ? `${s.slice(0, max)}…` : s);
+
 export function decodeOid(buf: Uint8Array, t: Tlv): string {
   expectTag(t, Tag.OID, 'OBJECT IDENTIFIER');
   if (t.end === t.contentStart) throw malformed('invalid OID: empty');
@@ -87,6 +90,8 @@ export function decodeOid(buf: Uint8Array, t: Tlv): string {
   let v = 0;
   for (let i = t.contentStart; i < t.end; i++) {
     const b = buf[i]!;
+    // X.690 §8.19.2: a subidentifier has no leading 0x80 octet; another reader would see another OID
+    if (b === 0x80 && v === 0) throw malformed('invalid OID: subidentifier is not minimally encoded');
     v = v * 128 + (b & 0x7f);
     if (v > Number.MAX_SAFE_INTEGER / 128) throw malformed('invalid OID: arc too large');
     if (!(b & 0x80)) {
@@ -100,25 +105,44 @@ export function decodeOid(buf: Uint8Array, t: Tlv): string {
   return parts.join('.');
 }
 
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A string value, decoded one-to-one: two different byte strings of one type never
+ * read alike (no U+FFFD stand-ins), so what policy compares is what gets copied.
+ * Which types and characters a name may use is src/est/name-syntax.ts's business.
+ */
 export function decodeString(buf: Uint8Array, t: Tlv): string {
   const c = content(buf, t);
   switch (t.tag) {
     case Tag.UTF8String:
+      try {
+        return utf8Strict.decode(c);
+      } catch {
+        throw malformed('invalid UTF8String: not valid UTF-8');
+      }
     case Tag.PrintableString:
     case Tag.IA5String:
-      return c.toString('utf8');
     case Tag.TeletexString:
       return c.toString('latin1');
     case Tag.BMPString: {
       if (c.length % 2) throw malformed('invalid BMPString');
-      const swapped = Buffer.from(c);
-      swapped.swap16();
-      return swapped.toString('utf16le');
+      let s = '';
+      for (let i = 0; i < c.length; i += 2) {
+        const u = c.readUInt16BE(i);
+        if (u >= 0xd800 && u <= 0xdfff) throw malformed('invalid BMPString: surrogate code unit');
+        s += String.fromCharCode(u);
+      }
+      return s;
     }
     case Tag.UniversalString: {
       if (c.length % 4) throw malformed('invalid UniversalString');
       let s = '';
-      for (let i = 0; i < c.length; i += 4) s += String.fromCodePoint(c.readUInt32BE(i));
+      for (let i = 0; i < c.length; i += 4) {
+        const u = c.readUInt32BE(i);
+        if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) throw malformed('invalid UniversalString: not a code point');
+        s += String.fromCodePoint(u);
+      }
       return s;
     }
     default:
@@ -144,10 +168,43 @@ export function decodeSmallInteger(buf: Uint8Array, t: Tlv): number {
   expectTag(t, Tag.INTEGER, 'INTEGER');
   const n = t.end - t.contentStart;
   if (n < 1 || n > 6) throw malformed('invalid INTEGER: out of range');
+  checkIntegerEncoding(buf, t);
   if (buf[t.contentStart]! & 0x80) throw malformed('invalid INTEGER: negative');
   let v = 0;
   for (let i = t.contentStart; i < t.end; i++) v = v * 256 + buf[i]!;
   return v;
+}
+
+/** X.690 §8.3.2: no leading octet that only repeats the sign (OpenSSL refuses such padding). */
+function checkIntegerEncoding(buf: Uint8Array, t: Tlv): void {
+  if (t.end === t.contentStart) throw malformed('invalid INTEGER: empty');
+  if (t.end - t.contentStart === 1) return;
+  const a = buf[t.contentStart]!;
+  const b = buf[t.contentStart + 1]!;
+  if ((a === 0 && !(b & 0x80)) || (a === 0xff && b & 0x80)) throw malformed('invalid INTEGER: not minimally encoded');
+}
+
+/**
+ * A value of type ANY (an otherName's, say) in DER, as a strict generic reader
+ * such as OpenSSL's takes it: constructed values element by element, the
+ * universal primitive types by their content rules.
+ */
+export function checkAny(buf: Uint8Array, t: Tlv): void {
+  if (t.tag & 0x20) {
+    for (const c of children(buf, t)) checkAny(buf, c);
+    return;
+  }
+  const n = t.end - t.contentStart;
+  const first = buf[t.contentStart];
+  switch (t.tag) {
+    case Tag.BOOLEAN: if (n !== 1) throw malformed('invalid BOOLEAN'); break;
+    case Tag.INTEGER: checkIntegerEncoding(buf, t); break;
+    case Tag.NULL: if (n !== 0) throw malformed('invalid NULL'); break;
+    case Tag.OID: decodeOid(buf, t); break;
+    case Tag.BIT_STRING: if (first === undefined || first > 7 || (n === 1 && first !== 0)) throw malformed('invalid BIT STRING'); break;
+    case Tag.UTF8String: case Tag.BMPString: case Tag.UniversalString: decodeString(buf, t); break;
+    default: break;
+  }
 }
 
 export function decodeBoolean(buf: Uint8Array, t: Tlv): boolean {

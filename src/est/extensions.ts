@@ -1,10 +1,10 @@
 // X.509 v3 extensions shared by CSRs (extensionRequest) and certificates.
 import { malformed } from '../errors.js';
 import {
-  Tag, type Tlv, TRUE, bitString, children, content, decodeBoolean, decodeOid, decodeSmallInteger, expectTag, octetString,
+  Tag, type Tlv, TRUE, bitString, children, clip, content, decodeBoolean, decodeOid, decodeSmallInteger, expectTag, octetString,
   oid, readWhole, seq, smallInteger,
 } from './der.js';
-import { OID } from './oids.js';
+import { EXTENSION_NAME, OID } from './oids.js';
 
 export interface Extension {
   oid: string;
@@ -19,7 +19,8 @@ export function parseExtensions(buf: Uint8Array, t: Tlv): Extension[] {
   return children(buf, t).map((e) => {
     const parts = children(buf, expectTag(e, Tag.SEQUENCE, 'Extension'));
     const id = decodeOid(buf, parts[0]!);
-    if (seen.has(id)) throw malformed(`duplicate extension ${id}`);
+    // RFC 5280 §4.2: at most one instance of an extension
+    if (seen.has(id)) throw malformed(`duplicate extension ${EXTENSION_NAME[id] ?? clip(id)}`);
     seen.add(id);
     let i = 1;
     let critical = false;
@@ -79,6 +80,7 @@ export function encodeKeyUsage(names: KeyUsageName[]): Buffer {
 export function decodeKeyUsage(der: Uint8Array): KeyUsageName[] {
   const t = readWhole(der, 'keyUsage');
   const c = content(der, expectTag(t, Tag.BIT_STRING, 'keyUsage'));
+  if (c.length === 0 || c[0]! > 7 || (c.length === 1 && c[0] !== 0)) throw malformed('invalid keyUsage: bad unused-bits count');
   const out: KeyUsageName[] = [];
   for (const [name, bit] of Object.entries(KeyUsage) as Array<[KeyUsageName, number]>) {
     if (c.length > 1 + (bit >> 3) && c[1 + (bit >> 3)]! & (0x80 >> (bit & 7))) out.push(name);
@@ -89,6 +91,13 @@ export function decodeKeyUsage(der: Uint8Array): KeyUsageName[] {
 export function decodeOidList(der: Uint8Array, what: string): string[] {
   const t = readWhole(der, what);
   return children(der, expectTag(t, Tag.SEQUENCE, what)).map((o) => decodeOid(der, o));
+}
+/** RFC 5280 §4.2.1.12: KeyPurposeId SIZE (1..MAX), and a purpose named twice is a second reading waiting to happen. */
+export function decodeExtKeyUsage(der: Uint8Array): string[] {
+  const oids = decodeOidList(der, 'extKeyUsage');
+  if (oids.length === 0) throw malformed('invalid extKeyUsage: empty');
+  if (new Set(oids).size !== oids.length) throw malformed('invalid extKeyUsage: a purpose is listed twice');
+  return oids;
 }
 export const encodeOidList = (oids: string[]) => seq(...oids.map(oid));
 

@@ -2,7 +2,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { malformed } from '../errors.js';
 import {
-  Tag, type Tlv, children, content, ctx, decodeOid, decodeString, expectTag, ia5, oid, printable, readWhole, seq, setOf,
+  Tag, type Tlv, checkAny, children, content, ctx, decodeOid, decodeString, expectTag, ia5, oid, printable, readWhole, seq, setOf,
   utf8, whole,
 } from './der.js';
 import { NAME_ATTR, NAME_ATTR_OID, OID } from './oids.js';
@@ -10,6 +10,8 @@ import { NAME_ATTR, NAME_ATTR_OID, OID } from './oids.js';
 export interface NameAttribute {
   type: string; // dotted OID
   value: string;
+  /** The string type it was encoded in (Tag.UTF8String, ...). */
+  tag: number;
 }
 /** A Name as its RDNs in encoded order; each RDN is a set of attributes. */
 export type Rdns = NameAttribute[][];
@@ -19,9 +21,10 @@ export function parseName(buf: Uint8Array, t: Tlv): Rdns {
   return children(buf, t).map((rdn) => {
     expectTag(rdn, Tag.SET, 'RelativeDistinguishedName');
     const attrs = children(buf, rdn).map((atv) => {
-      const [type, value] = children(buf, expectTag(atv, Tag.SEQUENCE, 'AttributeTypeAndValue'));
-      if (!type || !value) throw malformed('invalid AttributeTypeAndValue');
-      return { type: decodeOid(buf, type), value: decodeString(buf, value) };
+      const parts = children(buf, expectTag(atv, Tag.SEQUENCE, 'AttributeTypeAndValue'));
+      const [type, value] = parts;
+      if (!type || !value || parts.length !== 2) throw malformed('invalid AttributeTypeAndValue');
+      return { type: decodeOid(buf, type), value: decodeString(buf, value), tag: value.tag };
     });
     if (attrs.length === 0) throw malformed('invalid Name: empty RDN');
     return attrs;
@@ -30,16 +33,26 @@ export function parseName(buf: Uint8Array, t: Tlv): Rdns {
 
 export const parseNameDer = (der: Uint8Array): Rdns => parseName(der, readWhole(der, 'Name'));
 
-/** Semantic equality: same attributes in the same order, whatever string types encode them. */
+/**
+ * A value as RFC 4518 prepares it for matching: compatibility-normalised (NFKC),
+ * case folded, insignificant space removed. RFC 5280 §7.1 allows exactly this
+ * much leniency, whatever string type the value came in.
+ */
+export const preparedValue = (v: string): string =>
+  v.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replace(/\s+/gu, ' ').trim();
+
+const rdnKey = (rdn: NameAttribute[]) => rdn.map((a) => `${a.type}\u0000${preparedValue(a.value)}`).sort();
+
+/**
+ * RFC 5280 §7.1 name matching: the same RDNs in the same order, and in each RDN
+ * the same attribute types and values, counted: CN=a+CN=a is not CN=a+CN=admin.
+ */
 export function namesEqual(a: Rdns, b: Rdns): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.length !== y.length) return false;
-    const key = (v: NameAttribute) => `${v.type}=${v.value}`;
-    const ys = new Set(y.map(key));
-    if (!x.every((v) => ys.has(key(v)))) return false;
+    const x = rdnKey(a[i]!);
+    const y = rdnKey(b[i]!);
+    if (x.length !== y.length || x.some((k, j) => k !== y[j])) return false;
   }
   return true;
 }
@@ -95,6 +108,10 @@ export type GeneralNameType = 'dns' | 'ip' | 'email' | 'uri' | 'dirName' | 'othe
 export interface GeneralName {
   type: GeneralNameType;
   value: string;
+  /** A dNSName of the form `*.rest` (a wildcard as the whole left-most label). */
+  wildcard?: true;
+  /** A directoryName's RDNs (its `value` is their RFC 4514 form). */
+  name?: Rdns;
 }
 
 function formatIp(b: Buffer): string {
@@ -138,6 +155,23 @@ export function parseIp(s: string): Buffer {
   return out;
 }
 
+/** `*.rest`: a wildcard as the whole left-most label, the only form RFC 6125 §6.4.3 leaves. */
+export const isWildcardDns = (name: string): boolean => name.startsWith('*.');
+
+/** otherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT ANY } (RFC 5280 §4.2.1.6), kept as hex. */
+function otherName(der: Uint8Array, gn: Tlv): GeneralName {
+  const [typeId, value, extra] = children(der, gn);
+  decodeOid(der, typeId!);
+  const inner = value?.tag === 0xa0 ? children(der, value) : [];
+  if (inner.length !== 1 || extra) throw malformed('invalid otherName');
+  try {
+    checkAny(der, inner[0]!);
+  } catch {
+    throw malformed('invalid otherName: its value is not DER');
+  }
+  return { type: 'other', value: whole(der, gn).toString('hex') };
+}
+
 /** Parses the value of a subjectAltName extension (GeneralNames). */
 export function parseGeneralNames(der: Uint8Array): GeneralName[] {
   const t = readWhole(der, 'GeneralNames');
@@ -146,16 +180,20 @@ export function parseGeneralNames(der: Uint8Array): GeneralName[] {
     const c = content(der, gn);
     switch (gn.tag) {
       case 0x81: return { type: 'email', value: c.toString('latin1') };
-      case 0x82: return { type: 'dns', value: c.toString('latin1') };
+      case 0x82: {
+        const value = c.toString('latin1');
+        return isWildcardDns(value) ? { type: 'dns', value, wildcard: true } : { type: 'dns', value };
+      }
       case 0x86: return { type: 'uri', value: c.toString('latin1') };
       case 0x87: return { type: 'ip', value: formatIp(c) };
       case 0x88: return { type: 'registeredId', value: decodeOid(der, { ...gn, tag: Tag.OID }) };
       case 0xa4: {
-        const inner = children(der, gn)[0];
-        if (!inner) throw malformed('invalid directoryName');
-        return { type: 'dirName', value: formatName(parseName(der, inner)) };
+        const [inner, extra] = children(der, gn);
+        if (!inner || extra) throw malformed('invalid directoryName');
+        const name = parseName(der, inner);
+        return { type: 'dirName', value: formatName(name), name };
       }
-      case 0xa0: return { type: 'other', value: whole(der, gn).toString('hex') };
+      case 0xa0: return otherName(der, gn);
       default: throw malformed(`unsupported GeneralName tag 0x${gn.tag.toString(16)}`);
     }
   });

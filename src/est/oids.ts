@@ -59,3 +59,13 @@ export const NAME_ATTR: Record<string, string> = {
 export const NAME_ATTR_OID: Record<string, string> = Object.fromEntries(
   Object.entries(NAME_ATTR).map(([oid, short]) => [short.toUpperCase(), oid]),
 );
+
+/** Names for reasons; other extensions are shown by OID. */
+export const EXTENSION_NAME: Record<string, string> = {
+  [OID.subjectAltName]: 'subjectAltName',
+  [OID.basicConstraints]: 'basicConstraints',
+  [OID.keyUsage]: 'keyUsage',
+  [OID.extKeyUsage]: 'extKeyUsage',
+  [OID.subjectKeyIdentifier]: 'subjectKeyIdentifier',
+  [OID.authorityKeyIdentifier]: 'authorityKeyIdentifier',
+};

@@ -1,7 +1,7 @@
 // Signature algorithms: AlgorithmIdentifier <-> node:crypto digest names.
 import { verify, type KeyObject } from 'node:crypto';
 import { malformed } from '../errors.js';
-import { NULL, oid, seq } from './der.js';
+import { NULL, clip, oid, seq } from './der.js';
 import { OID } from './oids.js';
 
 const DIGEST_BY_SIG: Record<string, string | null> = {
@@ -16,7 +16,7 @@ const DIGEST_BY_SIG: Record<string, string | null> = {
 
 export function digestFor(sigAlgOid: string): string | null {
   const d = DIGEST_BY_SIG[sigAlgOid];
-  if (d === undefined) throw malformed(`unsupported signature algorithm ${sigAlgOid}`);
+  if (d === undefined) throw malformed(`unsupported signature algorithm ${clip(sigAlgOid)}`);
   return d;
 }
 

@@ -6,6 +6,7 @@ import { CERTIFICATE_POLICIES, decodeCertificatePolicies } from '../est/certific
 import type { Csr } from '../est/csr.js';
 import { EKU_NAMES } from '../est/extensions.js';
 import { formatName } from '../est/name.js';
+import { quote } from '../est/name-syntax.js';
 import { NAME_ATTR, OID } from '../est/oids.js';
 import { Glob, anyMatches } from './glob.js';
 import { type Identity, IdentityPattern, identityString } from './identity.js';
@@ -14,9 +15,6 @@ import { type GrantConfig, type LabelConfig, labelValidityDays } from '../config
 
 export { type Identity, type Role, identityString } from './identity.js';
 
-/** A requested value in a reason: long enough to recognise, never the whole of a hostile one, control characters escaped. */
-export const clip = (v: string, max = 64): string => JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v).slice(1, -1);
-const quote = (v: string, max = 64): string => `"${clip(v, max)}"`;
 
 /** What policy decided for an allowed request. */
 export interface Decision {
@@ -114,14 +112,23 @@ export class LabelPolicy {
     return this.declaredRas.some((p) => p.match(id) !== undefined);
   }
 
-  /** Key type and size (RFC 7030 leaves this to the CA; so do we, per label). */
+  /**
+   * Key type, size and RSA exponent (RFC 7030 leaves this to the CA; so do we, per
+   * label). Cheap, from the SPKI alone: decodeCsr runs it before the signature,
+   * which a huge modulus or exponent would make expensive to verify.
+   */
   checkKey(csr: Csr): void {
     const k = csr.key;
     if (!this.cfg.key_types.includes(k.type)) {
       throw forbidden(`key type ${describeKey(k)} is not allowed on label "${this.label}" (allowed: ${this.cfg.key_types.join(', ')})`);
     }
-    if (k.type === 'rsa' && k.bits < this.cfg.rsa_min_bits) {
-      throw forbidden(`RSA keys must have at least ${this.cfg.rsa_min_bits} bits, this one has ${k.bits}`);
+    if (k.type !== 'rsa') return;
+    if (k.bits < this.cfg.rsa_min_bits) throw forbidden(`RSA keys must have at least ${this.cfg.rsa_min_bits} bits, this one has ${k.bits}`);
+    if (k.bits > this.cfg.rsa_max_bits) throw forbidden(`RSA keys must have at most ${this.cfg.rsa_max_bits} bits, this one has ${k.bits}`);
+    const e = k.exponent ?? 0n;
+    if (e < 3n || e % 2n === 0n || e > BigInt(this.cfg.rsa_max_exponent)) {
+      const shown = e < 1n << 64n ? String(e) : `a ${e.toString(2).length}-bit number`;
+      throw forbidden(`RSA public exponent ${shown} is not allowed on label "${this.label}": it must be odd, at least 3 and at most ${this.cfg.rsa_max_exponent}`);
     }
   }
 
@@ -176,7 +183,7 @@ export class LabelPolicy {
       if (!why) return this.decision(csr, wantsCa ? (csr.basicConstraints?.pathLen ?? g.cfg.max_path_len) : undefined);
       reasons.push(why);
     }
-    throw forbidden(`${identityString(identity)} may not request ${quote(formatName(csr.subject) || 'an empty subject', 128)}: ${reasons[0]}`);
+    throw forbidden(`${identityString(identity)} may not request ${quote(formatName(csr.subject) || 'an empty subject')}: ${reasons[0]}`);
   }
 
   /**
@@ -244,7 +251,9 @@ export class LabelPolicy {
     for (const n of csr.subjectAltNames) {
       const globs = n.type === 'dns' ? g.dns : n.type === 'ip' ? g.ip : n.type === 'email' ? g.email : n.type === 'uri' ? g.uri : undefined;
       if (!globs) return `subjectAltName of type ${n.type} is not allowed`;
-      if (!anyMatches(globs, n.value, id.name)) return `subjectAltName ${n.type}:${clip(n.value)} is not allowed`;
+      if (!anyMatches(globs, n.value, id.name)) return `subjectAltName ${n.type}:${quote(n.value).slice(1, -1)} is not allowed`;
+      // RFC 6125 §6.4.3: `*.rest` parses, but names a whole set of hosts: only where a grant says so
+      if (n.wildcard && !g.cfg.allow_wildcard) return `wildcard dNSName ${quote(n.value)} is not allowed`;
     }
     if (wantsCa) {
       if (!g.cfg.allow_ca) return 'CA certificates are not allowed';
