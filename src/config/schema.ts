@@ -143,6 +143,11 @@ export const configSchema = z
         request_timeout: z.number().min(1).default(30).describe('Seconds a client may take to send a whole request; slower gets 408.'),
         headers_timeout: z.number().min(1).default(10).describe('Seconds a client may take to send the request headers.'),
         keep_alive_timeout: z.number().min(0).default(5).describe('Seconds an idle keep-alive connection stays open.'),
+        handshake_timeout: z
+          .number()
+          .min(1)
+          .default(10)
+          .describe('Seconds a client may take to complete the TLS handshake; then the connection is destroyed.'),
         tls_issuer: z.string().default('root').describe('Local CA that issues the gateway\'s TLS server certificate when tls_cert is not set.'),
         tls_names: z.array(z.string()).optional().describe('DNS names and IP addresses for the generated TLS certificate. Default: localhost, 127.0.0.1, ::1 and the host name.'),
         tls_cert: z.string().optional().describe('PEM file with the TLS server certificate and its chain (instead of a generated one).'),

@@ -136,7 +136,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     {
       ...tlsOptions,
       ca: trustPem(),
-      handshakeTimeout: cfg.server.headers_timeout * 1000,
+      handshakeTimeout: cfg.server.handshake_timeout * 1000,
       headersTimeout: cfg.server.headers_timeout * 1000,
       requestTimeout: cfg.server.request_timeout * 1000,
       keepAliveTimeout: cfg.server.keep_alive_timeout * 1000,
@@ -208,9 +208,17 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   return running;
 }
 
-/** Malformed HTTP and timeouts get a text/plain reason too, then the connection closes. */
+/** Errors of Node's HTTP parser and its timeouts: the only ones an HTTP answer can follow. */
+const HTTP_LEVEL_ERROR = /^(HPE_|ERR_HTTP_)/;
+
+/**
+ * Malformed HTTP and timeouts get a text/plain reason too, then the connection
+ * closes. Anything else (a TLS handshake that failed or timed out, a reset) is
+ * destroyed: end() on a TLS socket whose handshake never finished waits for
+ * that handshake forever, and the connection would stay in CLOSE-WAIT.
+ */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  if (!HTTP_LEVEL_ERROR.test(err.code ?? '') || !socket.writable) {
     socket.destroy();
     return;
   }
