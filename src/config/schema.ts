@@ -147,7 +147,19 @@ export const configSchema = z
           .number()
           .min(1)
           .default(10)
-          .describe('Seconds a client may take to complete the TLS handshake; then the connection is destroyed.'),
+          .describe('Seconds a client may take to complete the TLS handshake; then the connection is destroyed (it holds a max_handshakes slot until then).'),
+        max_connections_per_address: z
+          .number()
+          .int()
+          .min(1)
+          .default(256)
+          .describe('Open connections one client address may hold, per worker process; more are reset at once. A lower layer\'s gateway forwards over up to 64 connections per worker, and devices behind a NAT share one address: keep it well above both.'),
+        max_handshakes: z
+          .number()
+          .int()
+          .min(1)
+          .default(1024)
+          .describe('TLS handshakes in progress at once, per worker process; connections beyond are reset at once. An unfinished handshake ends after handshake_timeout. Keep it above max_connections_per_address, so that one address cannot take them all.'),
         tls_issuer: z.string().default('root').describe('Local CA that issues the gateway\'s TLS server certificate when tls_cert is not set.'),
         tls_names: z.array(z.string()).optional().describe('DNS names and IP addresses for the generated TLS certificate. Default: localhost, 127.0.0.1, ::1 and the host name.'),
         tls_cert: z.string().optional().describe('PEM file with the TLS server certificate and its chain (instead of a generated one).'),

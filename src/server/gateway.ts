@@ -16,6 +16,7 @@ import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
+import { guardConnections } from './connection-guard.js';
 import { GatewayMetrics } from './metrics.js';
 import { type ParentEndpoint, Readiness } from './readiness.js';
 import { createUpstreamProxy } from './upstream-proxy.js';
@@ -160,6 +161,11 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     trustTimer.unref();
   }
   server.setTimeout(cfg.server.request_timeout * 2000);
+  const guard = guardConnections(
+    server,
+    { maxPerAddress: cfg.server.max_connections_per_address, maxHandshakes: cfg.server.max_handshakes },
+    { logger, refused: (reason) => metrics.connectionRefused(reason) },
+  );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
 
@@ -196,7 +202,11 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        // what is still open after the grace, unfinished handshakes too, keeps nobody waiting
+        setTimeout(() => {
+          server.closeAllConnections();
+          guard.destroyAll();
+        }, 2000).unref();
       });
       if (trustTimer) clearInterval(trustTimer);
       await Promise.all(chainServices.map((c) => c.close()));
