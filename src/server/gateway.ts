@@ -1,5 +1,5 @@
 // One gateway process: labels wired to issuers, the Koa app on an HTTPS server.
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
@@ -41,6 +41,13 @@ export interface RunningGateway {
   reload(next: Pki): Promise<void>;
   labels: Map<string, Label>;
   metrics: GatewayMetrics;
+  /**
+   * Graceful stop (SIGTERM): /readyz answers 503 and every answer says
+   * `Connection: close` at once, the listener closes after `delayMs`, requests
+   * in flight then have `graceMs` to finish before their connections are closed.
+   */
+  drain(o: { delayMs: number; graceMs: number }): Promise<void>;
+  /** drain() without the delay and with a 2 s grace. */
   close(): Promise<void>;
 }
 
@@ -166,6 +173,18 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     { maxPerAddress: cfg.server.max_connections_per_address, maxHandshakes: cfg.server.max_handshakes },
     { logger, refused: (reason) => metrics.connectionRefused(reason) },
   );
+  let draining = false;
+  const answering = new Set<ServerResponse>();
+  // prepended: before the app can write headers
+  server.prependListener('request', (_req, res) => {
+    if (draining) return void res.setHeader('Connection', 'close');
+    answering.add(res);
+    res.once('close', () => answering.delete(res));
+  });
+  /** Once draining, a keep-alive client moves on after its current answer (one already begun ends with the grace). */
+  const lastAnswers = () => {
+    for (const res of answering) if (!res.headersSent) res.setHeader('Connection', 'close');
+  };
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
 
@@ -198,7 +217,14 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       metrics.setCas(next.cas);
       logger.info({ cas: [...next.cas.keys()] }, 'PKI reloaded');
     },
-    async close() {
+    async drain({ delayMs, graceMs }) {
+      draining = true;
+      readiness.draining = true;
+      lastAnswers();
+      if (delayMs > 0) {
+        logger.info({ delayMs, graceMs }, 'draining: unready now, closing the listener after the delay');
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -206,7 +232,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
         setTimeout(() => {
           server.closeAllConnections();
           guard.destroyAll();
-        }, 2000).unref();
+        }, graceMs).unref();
       });
       if (trustTimer) clearInterval(trustTimer);
       await Promise.all(chainServices.map((c) => c.close()));
@@ -214,6 +240,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       services.proxy?.close();
       await cache.close();
     },
+    close: () => running.drain({ delayMs: 0, graceMs: 2000 }),
   };
   return running;
 }

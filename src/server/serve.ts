@@ -29,6 +29,9 @@ export interface ServeOptions {
 
 export const workerCount = (cfg: Config): number => (cfg.server.workers === 'auto' ? availableParallelism() : cfg.server.workers);
 
+/** SIGTERM: unready at once, the listener open for shutdown_delay more, then shutdown_grace for requests in flight. */
+const drainTimes = (cfg: Config) => ({ delayMs: cfg.server.shutdown_delay * 1000, graceMs: cfg.server.shutdown_grace * 1000 });
+
 export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void> {
   const logger = createLogger(cfg.log.level);
   const print = opts.print ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -55,7 +58,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     const gw = await startGateway(cfg, { logger, pki }).catch(releaseMetricsOnFailure);
     metricsSource = gw.metrics.registry;
     port = gw.port;
-    stop = () => gw.close();
+    stop = () => gw.drain(drainTimes(cfg));
     reload = async () => gw.reload(await preparePki(cfg, { create: false }));
   } else {
     ({ port, stop } = await startCluster(cfg, n, logger).catch(releaseMetricsOnFailure));
@@ -77,8 +80,8 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   const stopAll = stop;
   stop = async () => {
     renewer.stop();
-    metricsServer?.close();
     await stopAll();
+    metricsServer?.close(); // scraped until the end of the drain
   };
 
   // a forwarding layer may have no CA of its own: then its TLS chain names the root
@@ -173,13 +176,15 @@ async function startCluster(cfg: Config, n: number, logger: Logger): Promise<{ p
       stopping = true;
       for (const timer of pending) clearTimeout(timer);
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+      const { delayMs, graceMs } = drainTimes(cfg);
       await Promise.all(
         alive.map(
           (w) =>
             new Promise<void>((resolve) => {
               w!.once('exit', () => resolve());
               w!.process.kill('SIGTERM');
-              setTimeout(() => w!.process.kill('SIGKILL'), 5000).unref();
+              // a worker that drains has closed everything by delay + grace
+              setTimeout(() => w!.process.kill('SIGKILL'), delayMs + graceMs + 5000).unref();
             }),
         ),
       );
@@ -206,8 +211,11 @@ export async function serveWorker(): Promise<void> {
     flushLogs(logger);
     process.exit(code);
   };
+  let stopping = false;
   const stop = () => {
-    gw!.close().then(() => exit(0), () => exit(1));
+    if (stopping) return;
+    stopping = true;
+    gw!.drain(drainTimes(cfg)).then(() => exit(0), () => exit(1));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => {}); // the primary decides; Ctrl-C reaches the whole group
