@@ -38,11 +38,11 @@ export function probe(port: number, timeoutMs = 2000): Promise<number> {
   });
 }
 
-export async function serve(args: string[], dataDir: string, o: { workers?: number } = {}): Promise<Served> {
+export async function serve(args: string[], dataDir: string, o: { workers?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Served> {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--workers', String(o.workers ?? 2), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, REDIS_URL: '' },
+    env: { ...process.env, REDIS_URL: '', ...o.env },
   });
   alive.add(child);
   let err = '';
