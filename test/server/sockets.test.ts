@@ -10,7 +10,7 @@ import { eventually } from '../cache/helpers.js';
 import { get } from '../helpers/est.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
 import type { TLSSocket } from 'node:tls';
-import { type WireOptions, parseResponses, rawRequest, tlsConnect, wireExchange } from '../helpers/raw-tls.js';
+import { parseResponses, rawRequest, tlsConnect, wireExchange } from '../helpers/raw-tls.js';
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 const connections = (gw: TestGateway) => new Promise<number>((resolve, reject) => gw.gateway.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
@@ -45,8 +45,8 @@ function rawClient(port: number, o: { localAddress?: string; send?: Buffer | str
 }
 
 /** GET /cacerts on a new TLS connection from `localAddress`: the status, 0 when refused. */
-const cacertsFrom = (gw: TestGateway, localAddress: string, o: WireOptions = {}) =>
-  wireExchange(gw.port, rawRequest('GET', '/.well-known/est/cacerts', { Connection: 'close' }), { ca: gw.caPem, localAddress, timeoutMs: 5000, ...o }).then(
+const cacertsFrom = (gw: TestGateway, localAddress: string) =>
+  wireExchange(gw.port, rawRequest('GET', '/.well-known/est/cacerts', { Connection: 'close' }), { ca: gw.caPem, localAddress, timeoutMs: 5000 }).then(
     (x) => x.responses[0]?.status ?? 0,
     () => 0,
   );
@@ -137,7 +137,6 @@ test.serial('past max_handshakes unfinished handshakes new connections are refus
 
   for (const s of silent) s.socket.destroy();
   t.true(await eventually(async () => (await cacertsFrom(gw, '127.0.0.4')) === 200, 5000), 'new connections are served once the handshakes are gone');
-  // finished handshakes free their slot: more TLS connections than max_handshakes at once
   // a finished handshake frees its slot: more TLS connections open at once than max_handshakes
   const many: TLSSocket[] = [];
   t.teardown(() => many.forEach((s) => s.destroy()));
