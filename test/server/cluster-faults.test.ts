@@ -53,7 +53,7 @@ test('SIGKILL of one worker, then of the other, under load: every request is ans
     // bounded in time as well as by the test's own end
     while (loading && Date.now() - started < 40_000) counts[await once(s.port)]++;
   };
-  const clients = Array.from({ length: 8 }, client);
+  const clients = Array.from({ length: 6 }, client);
   try {
     t.true(await eventually(() => counts.answered >= 10, 15_000), 'the load is served before the kill');
     let workers = initial;
