@@ -198,6 +198,35 @@ export const configSchema = z
         request_timeout: z.number().min(1).default(30).describe('Seconds a client may take to send a whole request; slower gets 408.'),
         headers_timeout: z.number().min(1).default(10).describe('Seconds a client may take to send the request headers.'),
         keep_alive_timeout: z.number().min(0).default(5).describe('Seconds an idle keep-alive connection stays open.'),
+        handshake_timeout: z
+          .number()
+          .min(1)
+          .default(10)
+          .describe('Seconds a client may take to complete the TLS handshake; then the connection is destroyed (it holds a max_handshakes slot until then).'),
+        max_connections_per_address: z
+          .number()
+          .int()
+          .min(1)
+          .default(256)
+          .describe('Open connections one client address may hold, per worker process; more are reset at once. A lower layer\'s gateway forwards over up to 64 connections per worker, and devices behind a NAT share one address: keep it well above both.'),
+        max_handshakes: z
+          .number()
+          .int()
+          .min(1)
+          .default(1024)
+          .describe('TLS handshakes in progress at once, per worker process; connections beyond are reset at once. An unfinished handshake ends after handshake_timeout. Keep it above max_connections_per_address, so that one address cannot take them all.'),
+        shutdown_delay: z
+          .number()
+          .min(0)
+          .max(300)
+          .default(1)
+          .describe('Seconds between SIGTERM and closing the listener: /readyz answers 503 and new connections are still served, so that load balancers (a Kubernetes Service) stop sending before the port closes.'),
+        shutdown_grace: z
+          .number()
+          .min(0)
+          .max(300)
+          .default(10)
+          .describe('Seconds requests in flight may take to finish once the listener is closed; connections still open then are closed. shutdown_delay plus shutdown_grace should stay below the orchestrator\'s kill timeout (Kubernetes: terminationGracePeriodSeconds, 30 by default).'),
         tls_issuer: z.string().default('root').describe('Local CA that issues the gateway\'s TLS server certificate when tls_cert is not set.'),
         tls_names: z.array(z.string()).optional().describe('DNS names and IP addresses for the generated TLS certificate. Default: localhost, 127.0.0.1, ::1 and the host name.'),
         tls_cert: z.string().optional().describe('PEM file with the TLS server certificate and its chain (instead of a generated one).'),

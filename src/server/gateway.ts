@@ -1,5 +1,5 @@
 // One gateway process: labels wired to issuers, the Koa app on an HTTPS server.
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
@@ -16,6 +16,7 @@ import type { KeySpec } from '../pki/keys.js';
 import { type Pki, preparePki } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
+import { guardConnections } from './connection-guard.js';
 import { GatewayMetrics } from './metrics.js';
 import { type ParentEndpoint, Readiness } from './readiness.js';
 import { createUpstreamProxy } from './upstream-proxy.js';
@@ -41,6 +42,13 @@ export interface RunningGateway {
   reload(next: Pki): Promise<void>;
   labels: Map<string, Label>;
   metrics: GatewayMetrics;
+  /**
+   * Graceful stop (SIGTERM): /readyz answers 503 and every answer says
+   * `Connection: close` at once, the listener closes after `delayMs`, requests
+   * in flight then have `graceMs` to finish before their connections are closed.
+   */
+  drain(o: { delayMs: number; graceMs: number }): Promise<void>;
+  /** drain() without the delay and with a 2 s grace. */
   close(): Promise<void>;
 }
 
@@ -138,7 +146,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     {
       ...tlsOptions,
       ca: trustPem(),
-      handshakeTimeout: cfg.server.headers_timeout * 1000,
+      handshakeTimeout: cfg.server.handshake_timeout * 1000,
       headersTimeout: cfg.server.headers_timeout * 1000,
       requestTimeout: cfg.server.request_timeout * 1000,
       keepAliveTimeout: cfg.server.keep_alive_timeout * 1000,
@@ -162,6 +170,23 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     trustTimer.unref();
   }
   server.setTimeout(cfg.server.request_timeout * 2000);
+  const guard = guardConnections(
+    server,
+    { maxPerAddress: cfg.server.max_connections_per_address, maxHandshakes: cfg.server.max_handshakes },
+    { logger, refused: (reason) => metrics.connectionRefused(reason) },
+  );
+  let draining = false;
+  const answering = new Set<ServerResponse>();
+  // prepended: before the app can write headers
+  server.prependListener('request', (_req, res) => {
+    if (draining) return void res.setHeader('Connection', 'close');
+    answering.add(res);
+    res.once('close', () => answering.delete(res));
+  });
+  /** Once draining, a keep-alive client moves on after its current answer (one already begun ends with the grace). */
+  const lastAnswers = () => {
+    for (const res of answering) if (!res.headersSent) res.setHeader('Connection', 'close');
+  };
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
 
@@ -194,11 +219,22 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       metrics.setCas(next.cas);
       logger.info({ cas: [...next.cas.keys()] }, 'PKI reloaded');
     },
-    async close() {
+    async drain({ delayMs, graceMs }) {
+      draining = true;
+      readiness.draining = true;
+      lastAnswers();
+      if (delayMs > 0) {
+        logger.info({ delayMs, graceMs }, 'draining: unready now, closing the listener after the delay');
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        // what is still open after the grace, unfinished handshakes too, keeps nobody waiting
+        setTimeout(() => {
+          server.closeAllConnections();
+          guard.destroyAll();
+        }, graceMs).unref();
       });
       if (trustTimer) clearInterval(trustTimer);
       await Promise.all(chainServices.map((c) => c.close()));
@@ -206,13 +242,22 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       services.proxy?.close();
       await cache.close();
     },
+    close: () => running.drain({ delayMs: 0, graceMs: 2000 }),
   };
   return running;
 }
 
-/** Malformed HTTP and timeouts get a text/plain reason too, then the connection closes. */
+/** Errors of Node's HTTP parser and its timeouts: the only ones an HTTP answer can follow. */
+const HTTP_LEVEL_ERROR = /^(HPE_|ERR_HTTP_)/;
+
+/**
+ * Malformed HTTP and timeouts get a text/plain reason too, then the connection
+ * closes. Anything else (a TLS handshake that failed or timed out, a reset) is
+ * destroyed: end() on a TLS socket whose handshake never finished waits for
+ * that handshake forever, and the connection would stay in CLOSE-WAIT.
+ */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  if (!HTTP_LEVEL_ERROR.test(err.code ?? '') || !socket.writable) {
     socket.destroy();
     return;
   }

@@ -27,6 +27,12 @@ export class GatewayMetrics {
     labelNames: ['label', 'how'],
     registers: [this.registry],
   });
+  private readonly refused = new Counter({
+    name: 'estgw_connections_refused_total',
+    help: 'Connections reset before TLS: per_address (server.max_connections_per_address) or handshakes (server.max_handshakes)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private readonly caNotAfter = new Gauge({
     name: 'estgw_ca_not_after_seconds',
     help: 'notAfter of each local CA certificate (Unix time): alert well before it',
@@ -47,6 +53,10 @@ export class GatewayMetrics {
 
   issuedCertificate(label: string, how: IssuedHow): void {
     this.issued.inc({ label, how });
+  }
+
+  connectionRefused(reason: string): void {
+    this.refused.inc({ reason });
   }
 
   setCas(cas: Map<string, CaMaterial>): void {

@@ -29,6 +29,8 @@ export interface ReadinessReport {
   parents: Record<string, ParentState>;
   /** "ok", "not configured" (in-process cache) or why Redis does not answer. */
   redis: string;
+  /** Shutting down (SIGTERM): unready whatever the rest says, so that traffic moves elsewhere first. */
+  draining?: true;
 }
 
 /** One TLS handshake with the parent, verified against the configured trust, presenting the RA certificate. */
@@ -61,6 +63,8 @@ export function probeParent(p: ParentEndpoint): Promise<ParentState> {
 }
 
 export class Readiness {
+  /** Set once at SIGTERM; never cleared. */
+  draining = false;
   private readonly probes = new Map<string, { at: number; state: Promise<ParentState> }>();
 
   constructor(
@@ -91,7 +95,7 @@ export class Readiness {
       this.parents(),
       this.redis(),
     ]);
-    return { ready, labels, parents, redis };
+    return this.draining ? { ready: false, labels, parents, redis, draining: true } : { ready, labels, parents, redis };
   }
 
   private async parents(): Promise<Record<string, ParentState>> {

@@ -11,6 +11,7 @@ import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-requ
 import { caDir, preparePki } from './pki-setup.js';
 import { type Logger, createLogger, flushLogs } from '../util/log.js';
 import { type RunningGateway, splitHostPort, startGateway } from './gateway.js';
+import { RestartBackoff } from './restart-backoff.js';
 import { SubCaRenewer } from './subca-renewal.js';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { type MetricsSource, serveMetrics } from '../util/metrics-server.js';
@@ -27,6 +28,9 @@ export interface ServeOptions {
 }
 
 export const workerCount = (cfg: Config): number => (cfg.server.workers === 'auto' ? availableParallelism() : cfg.server.workers);
+
+/** SIGTERM: unready at once, the listener open for shutdown_delay more, then shutdown_grace for requests in flight. */
+const drainTimes = (cfg: Config) => ({ delayMs: cfg.server.shutdown_delay * 1000, graceMs: cfg.server.shutdown_grace * 1000 });
 
 export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void> {
   const logger = createLogger(cfg.log.level);
@@ -54,7 +58,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     const gw = await startGateway(cfg, { logger, pki }).catch(releaseMetricsOnFailure);
     metricsSource = gw.metrics.registry;
     port = gw.port;
-    stop = () => gw.close();
+    stop = () => gw.drain(drainTimes(cfg));
     reload = async () => gw.reload(await preparePki(cfg, { create: false }));
   } else {
     ({ port, stop } = await startCluster(cfg, n, logger).catch(releaseMetricsOnFailure));
@@ -76,8 +80,8 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   const stopAll = stop;
   stop = async () => {
     renewer.stop();
-    metricsServer?.close();
     await stopAll();
+    metricsServer?.close(); // scraped until the end of the drain
   };
 
   // a forwarding layer may have no CA of its own: then its TLS chain names the root
@@ -126,7 +130,20 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
 async function startCluster(cfg: Config, n: number, logger: Logger): Promise<{ port: number; stop: () => Promise<void> }> {
   let stopping = false;
   const env = { [WORKER_CONFIG_ENV]: JSON.stringify(cfg) };
-  const fork = () => cluster.fork(env);
+  // Every worker accepts from the shared socket itself. Under round-robin the
+  // primary accepts and passes each connection over IPC, and one passed to a
+  // worker killed before taking it is never closed. Set before the first fork,
+  // so NODE_CLUSTER_SCHED_POLICY=rr in the environment cannot bring that back.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const servingSince = new Map<number, number>();
+  const fork = () => {
+    const w = cluster.fork(env);
+    w.once('listening', () => {
+      servingSince.set(w.id, Date.now());
+      logger.info({ worker: w.process.pid }, 'worker listening');
+    });
+    return w;
+  };
   // with port 0 cluster hands every worker the same port, so any worker's address will do
   const ports = await Promise.all(
     Array.from({ length: n }, fork).map(
@@ -138,25 +155,36 @@ async function startCluster(cfg: Config, n: number, logger: Logger): Promise<{ p
     ),
   );
   const port = ports[0]!;
-  let restarts = 0;
+  const backoff = new RestartBackoff();
+  const pending = new Set<NodeJS.Timeout>();
   cluster.on('exit', (w, code, signal) => {
+    const since = servingSince.get(w.id);
+    servingSince.delete(w.id);
     if (stopping) return;
-    logger.error({ worker: w.process.pid, code, signal }, 'worker died; starting a new one');
-    // a worker that dies at once, again and again, must not spin the CPU
-    setTimeout(fork, Math.min(30_000, 100 * 2 ** Math.min(restarts++, 8))).unref();
+    const restartInMs = backoff.afterExit(since);
+    logger.error({ worker: w.process.pid, code, signal, restartInMs }, 'worker died; starting a new one');
+    // not unref()ed: with every worker gone this timer is what keeps the primary alive
+    const timer = setTimeout(() => {
+      pending.delete(timer);
+      fork();
+    }, restartInMs);
+    pending.add(timer);
   });
   return {
     port,
     stop: async () => {
       stopping = true;
+      for (const timer of pending) clearTimeout(timer);
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+      const { delayMs, graceMs } = drainTimes(cfg);
       await Promise.all(
         alive.map(
           (w) =>
             new Promise<void>((resolve) => {
               w!.once('exit', () => resolve());
               w!.process.kill('SIGTERM');
-              setTimeout(() => w!.process.kill('SIGKILL'), 5000).unref();
+              // a worker that drains has closed everything by delay + grace
+              setTimeout(() => w!.process.kill('SIGKILL'), delayMs + graceMs + 5000).unref();
             }),
         ),
       );
@@ -183,8 +211,11 @@ export async function serveWorker(): Promise<void> {
     flushLogs(logger);
     process.exit(code);
   };
+  let stopping = false;
   const stop = () => {
-    gw!.close().then(() => exit(0), () => exit(1));
+    if (stopping) return;
+    stopping = true;
+    gw!.drain(drainTimes(cfg)).then(() => exit(0), () => exit(1));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => {}); // the primary decides; Ctrl-C reaches the whole group

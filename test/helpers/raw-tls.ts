@@ -34,6 +34,8 @@ export interface WireOptions {
   timeoutMs?: number;
   /** Resume this TLS session (from `socket.getSession()` of an earlier connection). */
   session?: Buffer;
+  /** Source address (127.0.0.2 and the rest of 127/8 reach loopback too): another client, as the server sees it. */
+  localAddress?: string;
 }
 
 /** A step of what the client sends: bytes, a pause (slow clients), or bytes made from the connected socket (tls-unique). */
@@ -51,6 +53,7 @@ export function tlsConnect(port: number, o: WireOptions = {}): Promise<TLSSocket
       ...(o.minVersion ? { minVersion: o.minVersion } : {}),
       ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
       ...(o.session ? { session: o.session } : {}),
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
     });
     s.once('secureConnect', () => {
       s.off('error', reject);
