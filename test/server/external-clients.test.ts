@@ -173,7 +173,7 @@ test('curl with a client certificate from an earlier enrollment: simplereenroll 
   t.false(rekeyed.publicKey.equals(issued.publicKey));
   const audit = gw.audit().filter((l) => l.op === 'simplereenroll' && l.status === 200 && l.subject === 'CN=curl-reenroll');
   t.deepEqual(audit.map((l) => l.reenroll).sort(), ['rekey', 'renew']);
-  t.true(audit.every((l) => l.identity === 'cert:curl-reenroll'));
+  t.true(audit.every((l) => l.identity === 'cert:device/curl-reenroll'));
 });
 
 test('curl: wrong password gets 401 with the Basic challenge; the tutorial pipeline then fails', async (t) => {

@@ -124,7 +124,7 @@ test('require_pop applies to simplereenroll too (certificate in TLS, tls-unique 
 test('§3.7: a client certificate with id-kp-cmcRA from the label\'s CA is exempt (the RA checked PoP itself)', async (t) => {
   const res = await popEnroll('behind-ra', { label: 'pop', cert: ra, auth: null });
   t.is(issuedCert(t, res).subject, 'CN=behind-ra');
-  t.true(gw.audit().some((l) => l.subject === 'CN=behind-ra' && l.ra === true && l.identity === 'cert:plant-ra'));
+  t.true(gw.audit().some((l) => l.subject === 'CN=behind-ra' && l.ra === true && l.identity === 'cert:ra/plant-ra'));
 });
 
 // Who is an RA: a cmcRA certificate counts only when it chains to the label's own PKI, never

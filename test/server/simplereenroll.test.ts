@@ -62,7 +62,7 @@ test('renew: same key, same names, certificate in TLS and no Basic → 200; the 
   t.not(renewed.serialNumber, e.cert.serialNumber);
   const line = reenrollAudit('renew-1').at(-1)!;
   t.is(line.reenroll, 'renew');
-  t.is(line.identity, 'cert:renew-1');
+  t.is(line.identity, 'cert:device/renew-1');
   t.is(line.outcome, 'issued');
 });
 
@@ -177,7 +177,7 @@ test("RFC 9440 relay: an RA renews only names its grants cover, like an enrollme
   const mine = await enrolled(t, 'dev-9', undefined, 'narrow');
   t.is(issuedCert(t, await reenroll((await makeCsr('dev-9')).b64, raTls, { label: 'narrow', headers: relayHeader(mine.cert) })).subject, 'CN=dev-9');
   const theirs = await enrolled(t, 'other-9', undefined, 'narrow');
-  assertReason(t, await reenroll((await makeCsr('other-9')).b64, raTls, { label: 'narrow', headers: relayHeader(theirs.cert) }), 403, /cert:narrow-ra may not request CN=other-9/);
+  assertReason(t, await reenroll((await makeCsr('other-9')).b64, raTls, { label: 'narrow', headers: relayHeader(theirs.cert) }), 403, /cert:ra\/narrow-ra may not request "CN=other-9"/);
 });
 
 test("RFC 9440 relay: a cmcRA certificate from a bootstrap CA cannot renew someone else's certificate", async (t) => {
