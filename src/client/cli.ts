@@ -11,6 +11,7 @@ import { ConfigError } from '../config/load.js';
 import { EstError, isEstError } from '../errors.js';
 import { decodeEstBase64, toPem } from '../est/base64.js';
 import { buildCsr } from '../est/csr-build.js';
+import { csrAttrValueText } from '../est/csrattrs.js';
 import { buildName, parseNameString } from '../est/name.js';
 import { OID } from '../est/oids.js';
 import { KEY_SPECS, type KeySpec, generateKey, privateKeyPem } from '../pki/keys.js';
@@ -167,7 +168,8 @@ async function cmdCacerts(v: Values): Promise<number> {
 async function cmdCsrattrs(v: Values): Promise<number> {
   const attrs = await withClient(v, (c) => c.csrattrs());
   const names: Record<string, string> = Object.fromEntries(Object.entries(OID).map(([k, o]) => [o, k]));
-  const lines = attrs.map((a) => ('oid' in a ? `${a.oid}${names[a.oid] ? ` ${names[a.oid]}` : ''}` : `${a.type}${names[a.type] ? ` ${names[a.type]}` : ''} = ${a.values.map((x) => x.toString('hex')).join(', ')}`));
+  const named = (text: string) => `${text}${names[text] ? ` ${names[text]}` : ''}`;
+  const lines = attrs.map((a) => ('oid' in a ? named(a.oid) : `${named(a.type)} = ${a.values.map((x) => named(csrAttrValueText(x))).join(', ')}`));
   await writeOut(v.out, lines.length ? `${lines.join('\n')}\n` : '');
   return 0;
 }
