@@ -1,15 +1,15 @@
 // libest's estclient against est-gateway (opt-in, LIBEST_BIN): cacerts, csrattrs
 // (-a: a 204 would be EST_ERR_HTTP_NO_CONTENT), enroll with Basic after the 401
 // challenge (-e -a, the attributes estclient then adds to its CSR), reenroll
-// presenting the issued certificate alone.
+// presenting the issued certificate alone, serverkeygen, PoP linking.
 import test from 'ava';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { decodeEstBase64 } from '../../src/est/base64.js';
 import { parseCsrAttrs } from '../../src/est/csrattrs.js';
 import { OID } from '../../src/est/oids.js';
 import { parseCertsOnly } from '../../src/est/pkcs7.js';
-import { scratchDir } from '../helpers/cli.js';
+import { openssl, scratchDir } from '../helpers/cli.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
 import { LIBEST_BIN, deviceKey, estclient, explainSkip, failureOf, libest } from './libest.js';
 
@@ -66,4 +66,27 @@ libest('estclient -r with its certificate (no password): renewed, same subject, 
   const line = gw.audit().filter((l) => l.op === 'simplereenroll' && l.status === 200).at(-1);
   t.is(line?.identity, 'cert:device/EST-client');
   t.is(line?.reenroll, 'renew');
+});
+
+libest('estclient -q -x RSA key: serverkeygen answers an RSA-2048 key (the default serverkeygen_key) with its certificate', async (t) => {
+  const rsa = tmp.path('rsa.key.pem');
+  await openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', rsa]);
+  const r = await estclient(gw.port, gw.caFile, tmp.path('q'), ['-q', '-u', 'estuser', '-h', 'estpwd', '-x', rsa, '--common-name', 'libest-skg', '--pem-output']);
+  t.is(failureOf(r), undefined, r.output);
+  const key = createPrivateKey({ key: decodeEstBase64(Buffer.from(await r.file('key-0-0.key'))), format: 'der', type: 'pkcs8' });
+  t.is(key.asymmetricKeyDetails?.modulusLength, 2048);
+  const cert = new X509Certificate(await r.file('cert-0-0.pem'));
+  t.is(cert.subject, 'CN=libest-skg');
+  t.true(cert.publicKey.export({ format: 'der', type: 'spki' }).equals(createPublicKey(key).export({ format: 'der', type: 'spki' })));
+});
+
+libest('require_pop: estclient -e -a links tls-unique because csrattrs lists challengePassword; -e without -a is 400', async (t) => {
+  const pop = await startTestGateway({ labels: { default: { require_pop: true } } });
+  t.teardown(() => pop.close());
+  const linked = await estclient(pop.port, pop.caFile, tmp.path('pop-ea'), ['-e', '-a', '-u', 'estuser', '-h', 'estpwd', '-x', key, '--pem-output']);
+  t.is(failureOf(linked), undefined, linked.output);
+  t.is(new X509Certificate(await linked.file('cert-0-0.pem')).subject, 'CN=EST-client');
+  const unlinked = await estclient(pop.port, pop.caFile, tmp.path('pop-e'), ['-e', '-u', 'estuser', '-h', 'estpwd', '-x', key, '--common-name', 'no-pop', '--pem-output']);
+  t.regex(failureOf(unlinked) ?? '', /EST_ERR_HTTP_BAD_REQ/);
+  t.regex(String(pop.audit().at(-1)?.reason), /requires proof-of-possession/);
 });
