@@ -11,7 +11,7 @@ import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../server/pki-setup.js';
 import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
 import { serve, serveWorker } from '../server/serve.js';
-import { type CommandUsage, overview, usageOf, wantsHelp } from '../util/usage.js';
+import { type CommandUsage, overview, usageOf, wantsHelp } from '../client/usage.js';
 
 const GATEWAY_COMMANDS: CommandUsage[] = [
   {

@@ -17,7 +17,7 @@ import { buildName, parseNameString } from '../est/name.js';
 import { OID } from '../est/oids.js';
 import { KEY_SPECS, type KeySpec, generateKey, privateKeyPem } from '../pki/keys.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { type CommandUsage, overview, usageOf, wantsHelp } from '../util/usage.js';
+import { type CommandUsage, overview, usageOf, wantsHelp } from './usage.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { loadAziotConfig } from './aziot-config.js';
 import { loadClientConfig, readPasswordFile, subjectAltNames } from './config.js';

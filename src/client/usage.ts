@@ -1,5 +1,5 @@
-// Usage text for `estgw` commands, written once per command: the overview lists
-// them all, `estgw CMD --help` prints the one (or those under a prefix, `ca`).
+// Usage text for `estgw` commands (the gateway's and the edge client's), written once per
+// command: the overview lists them all, `estgw CMD --help` prints the one (or those under a prefix, `ca`).
 
 export interface CommandUsage {
   /** The command words, e.g. `ca request-subca`. */
