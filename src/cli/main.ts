@@ -9,29 +9,59 @@ import { join } from 'node:path';
 import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
 import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../server/pki-setup.js';
-import { CLIENT_USAGE, runClientCli } from '../client/cli.js';
+import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
 import { serve, serveWorker } from '../server/serve.js';
+import { type CommandUsage, overview, usageOf, wantsHelp } from '../client/usage.js';
+
+const GATEWAY_COMMANDS: CommandUsage[] = [
+  {
+    words: 'serve',
+    text: `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--cert-days N] [--workers N|auto]
+      [--set KEY=VALUE]..
+      Without --config: config/standalone.toml plus the dev user estuser/estpwd (the tutorial's libest
+      test server), state in ./data.
+      --set overrides one configuration key, written as TOML: --set labels.default.cert_lifetime=2h
+      Environment: ESTGW_LISTEN, ESTGW_DATA_DIR, REDIS_URL.`,
+  },
+  {
+    words: 'check-config',
+    text: `check-config FILE [--set KEY=VALUE]..
+                           validate a configuration file without starting`,
+  },
+  {
+    words: 'ca init',
+    text: `ca init [--config FILE] [--data-dir DIR] [--set KEY=VALUE]..
+                           create the configured CAs (a standalone root by default) and exit`,
+  },
+  {
+    words: 'ca request-subca',
+    text: `ca request-subca --config FILE [--ca NAME] [--force] [--set KEY=VALUE]..
+                           obtain this layer's sub-CA (create = "request") from the parent layer;
+                           --force replaces an existing one (the old one is kept beside it)`,
+  },
+  { words: 'passwd', text: 'passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]' },
+  { words: 'help', text: 'help [COMMAND..]           this overview, or the usage of one command (also: COMMAND --help)' },
+  { words: 'version', text: 'version                    print the version' },
+];
 
 const USAGE = `usage: estgw <command> [options]
 
 Gateway:
-  serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--cert-days N] [--workers N|auto]
-        [--set KEY=VALUE]..
-        Without --config: the embedded development defaults (the tutorial's libest test server).
-        --set overrides one configuration key, written as TOML: --set labels.default.cert_lifetime=2h
-        Environment: ESTGW_LISTEN, ESTGW_DATA_DIR, REDIS_URL.
-  check-config FILE [--set KEY=VALUE]..
-                             validate a configuration file without starting
-  ca init [--config FILE] [--data-dir DIR] [--set KEY=VALUE]..
-                             create the configured CAs (a standalone root by default) and exit
-  ca request-subca --config FILE [--ca NAME] [--force] [--set KEY=VALUE]..
-                             obtain this layer's sub-CA (create = "request") from the parent layer;
-                             --force replaces an existing one (the old one is kept beside it)
-  passwd                     read a password (stdin or prompt) and print its scrypt hash for [users]
-
-  help | version
+${overview(GATEWAY_COMMANDS)}
 
 ${CLIENT_USAGE}`;
+
+/** The usage of the command the leading words name (`ca request-subca FILE --help` → ca request-subca). */
+function usageFor(argv: string[]): string | undefined {
+  const firstOption = argv.findIndex((a) => a.startsWith('-'));
+  const words = firstOption < 0 ? argv : argv.slice(0, firstOption);
+  for (const n of [2, 1]) {
+    if (words.length < n) continue;
+    const text = usageOf(GATEWAY_COMMANDS, words.slice(0, n)) ?? clientUsageOf(words.slice(0, n));
+    if (text) return text;
+  }
+  return undefined;
+}
 
 class UsageError extends Error {}
 
@@ -167,6 +197,19 @@ async function cmdPasswd(argv: string[]): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // `help WORDS` and `WORDS --help`: the usage on stdout, exit 0, and nothing done
+  const words = rest.filter((a) => !a.startsWith('-'));
+  if (cmd === 'help' && words.length) {
+    const text = usageFor(words);
+    if (!text) return fail(`no command "${words.join(' ')}"\n${USAGE}`);
+    process.stdout.write(text);
+    return 0;
+  }
+  const text = wantsHelp(rest) ? usageFor(argv) : undefined;
+  if (text) {
+    process.stdout.write(text);
+    return 0;
+  }
   try {
     switch (cmd) {
       case 'serve':

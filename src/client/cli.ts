@@ -5,16 +5,19 @@
 import type { KeyObject } from 'node:crypto';
 import type { Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError } from '../config/load.js';
 import { EstError, isEstError } from '../errors.js';
 import { decodeEstBase64, toPem } from '../est/base64.js';
 import { buildCsr } from '../est/csr-build.js';
+import { csrAttrValueText } from '../est/csrattrs.js';
 import { buildName, parseNameString } from '../est/name.js';
 import { OID } from '../est/oids.js';
 import { KEY_SPECS, type KeySpec, generateKey, privateKeyPem } from '../pki/keys.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { type CommandUsage, overview, usageOf, wantsHelp } from './usage.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { loadAziotConfig } from './aziot-config.js';
 import { loadClientConfig, readPasswordFile, subjectAltNames } from './config.js';
@@ -26,20 +29,44 @@ import type { ClientConfig } from './spec.js';
 import { formatStatus, readStatus } from './status.js';
 import { ensureTrust } from './trust.js';
 
+const ONE_SHOT: CommandUsage[] = [
+  {
+    words: 'cacerts',
+    text: `cacerts      --url URL (--trust FILE [--pin SHA256]) [--label L] [--out FILE]
+             With --pin and a missing --trust FILE: fetch /cacerts unverified once, accept it only
+             if its root has that SHA-256 fingerprint, store the root in FILE (RFC 7030 §4.1.1).`,
+  },
+  { words: 'csrattrs', text: 'csrattrs     --url URL --trust FILE [--label L] [auth]' },
+  {
+    words: 'enroll',
+    text: `enroll       --url URL --trust FILE [--subject /O=../CN=.. | --cn NAME] [--dns NAME].. [--ip ADDR]..
+             [--key-type p256|p384|rsa2048|rsa3072|rsa4096|ed25519] [--csr FILE] [auth] --out FILE [--out-key FILE]
+             Without --subject and --cn the CN is this host's name (said on stderr).`,
+  },
+  { words: 'reenroll', text: 'reenroll     --url URL --trust FILE --cert FILE --key FILE [--rotate-key] --out FILE [--out-key FILE]' },
+  {
+    words: 'serverkeygen',
+    text: `serverkeygen --url URL --trust FILE [--subject ..| --cn NAME] [auth] --out FILE --out-key FILE
+             Without --subject and --cn the CN is this host's name (said on stderr).`,
+  },
+];
+const AUTH = `  auth: [--user U (--pass P | --pass-file F)] [--basic preemptive|challenge] [--cert FILE --key FILE]
+  also: [--pop auto|always|never] [--wait SECONDS (202 pending; default 300)] [--timeout SECONDS] [--verbose]`;
+const DAEMON: CommandUsage[] = [
+  { words: 'client run', text: 'client run    (--config FILE | --aziot-config /etc/aziot/config.toml [--out-dir DIR]) [--once]' },
+  { words: 'client status', text: 'client status (--config FILE | --aziot-config FILE [--out-dir DIR] | --status-file FILE) [--json]' },
+];
+/** Each command's usage, as `estgw CMD --help` prints it; the one-shot commands with the auth options. */
+const CLIENT_COMMANDS: CommandUsage[] = [...ONE_SHOT.map((c) => (c.words === 'cacerts' ? c : { ...c, text: `${c.text}\n${AUTH}` })), ...DAEMON];
+
 export const CLIENT_USAGE = `Edge client:
-  cacerts      --url URL (--trust FILE [--pin SHA256]) [--label L] [--out FILE]
-               With --pin and a missing --trust FILE: fetch /cacerts unverified once, accept it only
-               if its root has that SHA-256 fingerprint, store the root in FILE (RFC 7030 §4.1.1).
-  csrattrs     --url URL --trust FILE [--label L] [auth]
-  enroll       --url URL --trust FILE (--subject /O=../CN=.. | --cn NAME) [--dns NAME].. [--ip ADDR]..
-               [--key-type p256|p384|rsa2048|rsa3072|rsa4096|ed25519] [--csr FILE] [auth] --out FILE [--out-key FILE]
-  reenroll     --url URL --trust FILE --cert FILE --key FILE [--rotate-key] --out FILE [--out-key FILE]
-  serverkeygen --url URL --trust FILE (--subject ..| --cn NAME) [auth] --out FILE --out-key FILE
-    auth: [--user U (--pass P | --pass-file F)] [--basic preemptive|challenge] [--cert FILE --key FILE]
-    also: [--pop auto|always|never] [--wait SECONDS (202 pending; default 300)] [--timeout SECONDS] [--verbose]
-  client run    (--config FILE | --aziot-config /etc/aziot/config.toml [--out-dir DIR]) [--once]
-  client status (--config FILE | --aziot-config FILE [--out-dir DIR] | --status-file FILE) [--json]
+${overview(ONE_SHOT)}
+${AUTH.replace(/^/gm, '  ')}
+${overview(DAEMON)}
 `;
+
+/** `usage: estgw ...` for a client command (or `client`: run and status), or undefined. */
+export const clientUsageOf = (words: readonly string[]): string | undefined => usageOf(CLIENT_COMMANDS, words);
 
 const EX_USAGE = 2;
 const EX_TEMPFAIL = 75;
@@ -138,7 +165,10 @@ function subjectFrom(v: Values): Buffer {
   if (v.subject !== undefined && v.cn !== undefined) throw new UsageError('--subject and --cn are exclusive');
   if (v.subject !== undefined) return buildName(parseNameString(v.subject));
   if (v.cn !== undefined) return buildName([['CN', v.cn]]);
-  throw new UsageError('--subject or --cn is required');
+  // what libest's and globalsign's clients do without a name
+  const cn = hostname();
+  process.stderr.write(`estgw: no --cn or --subject: requesting CN=${cn}, this host's name\n`);
+  return buildName([['CN', cn]]);
 }
 
 const keyTypeOf = (v: Values): KeySpec => oneOf(v['key-type'], KEY_SPECS, 'key-type') ?? 'p256';
@@ -167,7 +197,8 @@ async function cmdCacerts(v: Values): Promise<number> {
 async function cmdCsrattrs(v: Values): Promise<number> {
   const attrs = await withClient(v, (c) => c.csrattrs());
   const names: Record<string, string> = Object.fromEntries(Object.entries(OID).map(([k, o]) => [o, k]));
-  const lines = attrs.map((a) => ('oid' in a ? `${a.oid}${names[a.oid] ? ` ${names[a.oid]}` : ''}` : `${a.type}${names[a.type] ? ` ${names[a.type]}` : ''} = ${a.values.map((x) => x.toString('hex')).join(', ')}`));
+  const named = (text: string) => `${text}${names[text] ? ` ${names[text]}` : ''}`;
+  const lines = attrs.map((a) => ('oid' in a ? named(a.oid) : `${named(a.type)} = ${a.values.map((x) => named(csrAttrValueText(x))).join(', ')}`));
   await writeOut(v.out, lines.length ? `${lines.join('\n')}\n` : '');
   return 0;
 }
@@ -298,6 +329,11 @@ export async function runClientCli(argv: string[]): Promise<number> {
     rest = argv.slice(2);
   }
   const cmd = COMMANDS[name];
+  const help = wantsHelp(argv) ? clientUsageOf(argv.slice(0, argv[0] === 'client' && cmd ? 2 : 1)) : undefined;
+  if (help) {
+    process.stdout.write(help);
+    return 0;
+  }
   if (!cmd) {
     process.stderr.write(`estgw: unknown command "${argv.slice(0, name.startsWith('client') ? 2 : 1).join(' ')}"\n${CLIENT_USAGE}`);
     return EX_USAGE;

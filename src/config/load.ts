@@ -1,6 +1,7 @@
 // Reading, validating and resolving a configuration.
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
 import { hashPassword } from '../auth/password.js';
@@ -99,38 +100,41 @@ export function applySettings(raw: unknown, settings: readonly string[]): unknow
   return out;
 }
 
-export async function loadConfigFile(path: string, settings: readonly string[] = []): Promise<Config> {
+async function readToml(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
     throw new ConfigError([`${path}: ${(e as Error).message}`]);
   }
-  let raw: unknown;
   try {
-    raw = parseToml(text);
+    return parseToml(text);
   } catch (e) {
     throw new ConfigError([`${path}: not valid TOML: ${(e as Error).message.split('\n')[0]}`]);
   }
-  return resolvePaths(validateConfig(applySettings(raw, settings)), dirname(resolve(path)));
+}
+
+export async function loadConfigFile(path: string, settings: readonly string[] = []): Promise<Config> {
+  return resolvePaths(validateConfig(applySettings(await readToml(path), settings)), dirname(resolve(path)));
 }
 
 export const DEV_USER = 'estuser';
 export const DEV_PASSWORD = 'estpwd';
 
+/** The shipped config/standalone.toml (in package.json "files"). */
+export const STANDALONE_CONFIG = fileURLToPath(new URL('../../../config/standalone.toml', import.meta.url));
+
 /**
- * The embedded default: the tutorial's libest test server, done properly.
- * One root CA issuing on the unlabelled path, Basic estuser/estpwd (the dev
- * credentials, hashed at start like any other) or a client certificate.
+ * The embedded default (`npm start`, `estgw serve` without --config): exactly
+ * config/standalone.toml plus the dev user estuser/estpwd (hashed at start like
+ * any other), the libest test server's credentials. Its relative paths are read
+ * as if the file sat in ./config, where `npm start` finds it: state goes to
+ * ./data of the working directory, wherever the command runs.
  */
 export async function embeddedConfig(settings: readonly string[] = []): Promise<Config> {
-  const raw = {
-      server: { workers: 'auto' },
-      cas: { root: { create: 'root', subject: '/O=est-gateway/CN=est-gateway root CA', days: 7300, key: 'p256' } },
-      users: { [DEV_USER]: { password_hash: await hashPassword(DEV_PASSWORD) } },
-      labels: { default: { ca: 'root' } },
-  };
-  return resolvePaths(validateConfig(applySettings(raw, settings)), process.cwd());
+  const raw = await readToml(STANDALONE_CONFIG);
+  raw.users = { ...(raw.users as Record<string, unknown> | undefined), [DEV_USER]: { password_hash: await hashPassword(DEV_PASSWORD) } };
+  return resolvePaths(validateConfig(applySettings(raw, settings)), resolve('config'));
 }
 
 export interface Overrides {

@@ -1,10 +1,8 @@
 // A CA label as the server runs it: its configuration, policy, issuer and trust.
 import type { LabelConfig } from '../config/schema.js';
-import { buildCsrAttrs } from '../est/csrattrs.js';
-import { encodeEstBase64 } from '../est/base64.js';
-import { OID } from '../est/oids.js';
 import type { Issuer } from '../issuer/issuer.js';
 import { type LayerProfiles, LabelPolicy } from '../policy/policy.js';
+import { csrAttrsBody } from './policy-csrattrs.js';
 
 export interface Label {
   /** `default` serves the unlabelled paths. */
@@ -31,11 +29,6 @@ export interface Label {
   staticRaAnchors: Buffer[];
   /** Precomputed csrattrs body (base64), or undefined for 204. */
   csrAttrs: string | undefined;
-}
-
-export function csrAttrsBody(cfg: LabelConfig): string | undefined {
-  const oids = [...(cfg.require_pop ? [OID.challengePassword] : []), ...cfg.csr_attributes];
-  return oids.length ? encodeEstBase64(buildCsrAttrs(oids.map((oid) => ({ oid })))) : undefined;
 }
 
 export function makeLabel(

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, get as httpGet } from 'node:http';
 import { createServer as createHttpsServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientDaemon } from '../../src/client/daemon.js';
 import { parseSpan } from '../../src/util/durations.js';
@@ -125,6 +125,14 @@ test('CLI enroll with Basic (pre-emptive and after the challenge); a wrong passw
   const usage = await estgw(['enroll', '--url', gw.url, '--trust', gw.caFile, '--cn', 'x']);
   t.is(usage.code, 2);
   t.is(usage.stderr, 'estgw: --out is required\n');
+});
+
+test('CLI enroll without --cn or --subject asks for this host\'s name as CN and says so on stderr', async (t) => {
+  const out = join(dir, 'cli-hostname.pem');
+  const r = await estgw(['enroll', '--url', gw.url, '--trust', gw.caFile, '--user', 'estuser', '--pass', 'estpwd', '--out', out]);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, `estgw: no --cn or --subject: requesting CN=${hostname()}, this host's name\n`);
+  await assertGoodPair(t, { certFile: out, keyFile: join(dir, 'cli-hostname.key.pem') }, hostname());
 });
 
 test('CLI reenroll and serverkeygen', async (t) => {

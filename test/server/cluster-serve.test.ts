@@ -52,6 +52,7 @@ test('serve --workers 2: banner, enroll with curl, 0600 keys, SIGTERM exits 0 an
   t.regex(banner, /WARNING.*estuser.*estpwd/s, 'the dev credentials are called out');
   t.regex(banner, /workers: 2/);
   t.regex(banner, /created CA "root"/);
+  t.regex(banner, /label edgeca: CA "root" .*valid 90 day\(s\)/, 'config/standalone.toml, Edge CA label included');
 
   const workers = await childrenOf(s.child.pid!);
   t.is(workers.length, 2, `workers ${workers.join(',')}`);
