@@ -2,17 +2,15 @@
 // workers, the startup banner, graceful SIGTERM, restarts on the same data
 // directory, `--cert-days`, `check-config` and `passwd` feeding `serve --config`.
 import test from 'ava';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fromPemAll } from '../../src/est/base64.js';
+import { freePort } from '../cache/helpers.js';
 import { type OpensslKeyType, opensslCsr, run, scratchDir } from '../helpers/cli.js';
+import { MAIN, type Served, childrenOf, gone, isRunning, killServed, serve } from '../helpers/serve-process.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const DAY = 86_400_000;
 
 let tmp: Awaited<ReturnType<typeof scratchDir>>;
@@ -21,115 +19,7 @@ test.before(async () => {
 });
 test.after.always(async () => tmp?.remove());
 
-/** A port nobody listens on right now (bind 0, read, close). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-interface Served {
-  child: ChildProcess;
-  port: number;
-  url: string;
-  stderr: () => string;
-  stdout: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
-}
-
-const alive = new Set<ChildProcess>();
-test.after.always(() => {
-  for (const c of alive) c.kill('SIGKILL');
-});
-
-/** GET /cacerts until it answers 200 (the TLS certificate is not trusted yet: the CA is being made). */
-function probe(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/.well-known/est/cacerts', rejectUnauthorized: false, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
-async function serve(args: string[], dataDir: string, o: { workers?: number } = {}): Promise<Served> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--workers', String(o.workers ?? 2), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, REDIS_URL: '' },
-  });
-  alive.add(child);
-  let err = '';
-  let out = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      alive.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  const deadline = Date.now() + 20_000;
-  let up = false;
-  while (Date.now() < deadline && child.exitCode === null) {
-    // answering is not enough: the primary prints its banner once every worker listens
-    if (/fingerprint/.test(err) && (await probe(port)) === 200) {
-      up = true;
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!up) {
-    child.kill('SIGKILL');
-    throw new Error(`estgw serve did not come up on ${port}:\n${err}\n${out}`);
-  }
-  return {
-    child,
-    port,
-    url: `https://127.0.0.1:${port}/.well-known/est`,
-    stderr: () => err,
-    stdout: () => out,
-    exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      const t0 = Date.now();
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      const r = await exited;
-      clearTimeout(timer);
-      return { ...r, ms: Date.now() - t0 };
-    },
-  };
-}
-
-/** Child process ids of `pid` (the cluster workers). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const r = await run('ps', ['-o', 'pid=', '--ppid', String(pid)]);
-  return r.stdout.toString().split(/\s+/).filter(Boolean).map(Number);
-}
-
-const isRunning = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function gone(pids: number[], withinMs: number): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until) {
-    if (pids.every((p) => !isRunning(p))) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return pids.every((p) => !isRunning(p));
-}
+test.after.always(killServed);
 
 const fingerprint = (der: Buffer) => createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
 
