@@ -23,6 +23,8 @@ export class LmdbLedgerStore implements LedgerStore {
   /** OLD:NEW -> CA of NEW: renewal links, written without reading the old record. */
   private readonly links: Database<string, string>;
   private readonly crls: Database<CrlState, string>;
+  /** lmdb throws from a timer when written to after close: refuse before that. */
+  private closed = false;
 
   constructor(readonly path: string) {
     mkdirSync(path, { recursive: true, mode: 0o700 });
@@ -34,6 +36,7 @@ export class LmdbLedgerStore implements LedgerStore {
   }
 
   async record(r: CertificateRecord): Promise<void> {
+    if (this.closed) throw new LedgerError('the ledger is closed');
     const key = certKey(r.serial, r.ca);
     const written = await this.certs.ifNoExists(key, () => {
       this.certs.put(key, r);
@@ -116,6 +119,8 @@ export class LmdbLedgerStore implements LedgerStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.env.close();
   }
 }
