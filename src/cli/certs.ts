@@ -23,6 +23,8 @@ const SUBCOMMAND_USAGE: Record<string, string> = {
                              one certificate: its record, renewals, and PEM`,
   export: `certs export [--format jsonl|pem] ${COMMON}
                              every record with its certificate, for backups and audits`,
+  backup: `certs backup DIR ${COMMON}
+                             a consistent copy of the ledger while the gateway runs (restore: see docs/operations.md)`,
   revoke: `certs revoke SERIAL --reason ${REASONS}
                [--by NAME] [--ca NAME] ${COMMON}
                              revoke (RFC 5280 reason codes) and sign the CA's next CRL at once;
@@ -100,13 +102,14 @@ export async function runCertsCli(argv: string[], load: ConfigLoader): Promise<n
     list: ['label', 'ca', 'subject', 'expiring', 'revoked', 'json'],
     show: ['ca'],
     export: ['format'],
+    backup: [],
     revoke: ['reason', 'by', 'ca'],
   };
   for (const k of ['label', 'ca', 'subject', 'expiring', 'revoked', 'json', 'format', 'reason', 'by'] as const) {
     if (values[k] !== undefined && !allowed[sub]!.includes(k)) throw new CertsUsageError(`certs ${sub} takes no --${k}\n${usage}`);
   }
-  const wantsSerial = sub === 'show' || sub === 'revoke';
-  if (wantsSerial ? positionals.length !== 1 : positionals.length !== 0) throw new CertsUsageError(`certs ${sub} takes ${wantsSerial ? 'one SERIAL' : 'no arguments'}\n${usage}`);
+  const wants = sub === 'show' || sub === 'revoke' ? 'one SERIAL' : sub === 'backup' ? 'one DIR' : undefined;
+  if (positionals.length !== (wants ? 1 : 0)) throw new CertsUsageError(`certs ${sub} takes ${wants ?? 'no arguments'}\n${usage}`);
   if (sub === 'revoke' && (!values.reason || !isRevocationReason(values.reason))) {
     throw new CertsUsageError(`certs revoke needs --reason ${REASONS}\n${usage}`);
   }
@@ -152,6 +155,11 @@ export async function runCertsCli(argv: string[], load: ConfigLoader): Promise<n
       }
       case 'export': {
         for (const r of ledger.store.list()) out(values.format === 'pem' ? pemWithHeaders(r) : `${asJson(r, true)}\n`);
+        return 0;
+      }
+      case 'backup': {
+        await ledger.store.backup(positionals[0]!);
+        process.stderr.write(`ledger copied to ${positionals[0]}/data.mdb\n`);
         return 0;
       }
       case 'revoke': {

@@ -4,7 +4,8 @@
 // transaction is flushed to disk, so a crash never loses a certificate that
 // left the process.
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Glob } from '../policy/glob.js';
 import {
   type CertificateRecord, type CrlReissue, type CrlState, type LedgerStore, type ListFilter, type Revocation, type RevokedEntry, LedgerError,
@@ -116,6 +117,13 @@ export class LmdbLedgerStore implements LedgerStore {
     if (!next) return previous;
     this.crls.put(ca, next);
     return next;
+  }
+
+  /** mdb_env_copy with compaction: a read transaction's snapshot, so writers carry on. */
+  async backup(toDir: string): Promise<void> {
+    mkdirSync(toDir, { recursive: true, mode: 0o700 });
+    if (existsSync(join(toDir, 'data.mdb'))) throw new LedgerError(`${toDir} already holds a ledger`);
+    await this.env.backup(toDir, true);
   }
 
   async close(): Promise<void> {

@@ -94,6 +94,8 @@ export interface LedgerStore {
   crl(ca: string): CrlState | undefined;
   /** Atomically (across processes) reads the CA's CRL state and stores what `reissue` returns, if anything. */
   updateCrl(ca: string, reissue: CrlReissue): CrlState | undefined;
+  /** A consistent copy, taken while others write, that opens as a ledger of its own. */
+  backup(toDir: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { toPem } from '../../src/est/base64.js';
+import { LmdbLedgerStore } from '../../src/ledger/lmdb-store.js';
 import { OID } from '../../src/est/oids.js';
 import { type RunResult, openssl, run, scratchDir } from '../helpers/cli.js';
 import { assertReason, enroll, issuedCert } from '../helpers/est.js';
@@ -90,6 +91,14 @@ test('enroll → certs list/show → renew → revoke: renewal and authenticatio
   t.regex(text, /revoked: +\S+, keyCompromise, by operator-7/);
   t.true(text.includes(renewed.toString().trim()), 'show prints the PEM that was returned');
 
+  // an online backup opens as a ledger of its own, revocation included
+  const backup = await certs('backup', tmp.path('backup'));
+  t.is(backup.code, 0, backup.stderr);
+  const copy = new LmdbLedgerStore(tmp.path('backup'));
+  t.like(copy.get('root', renewedSerial), { subject: 'CN=plc-17', revoked: { reason: 'keyCompromise', by: 'operator-7' } });
+  t.true(copy.get('root', first.serial)!.der.equals(first.cert.raw));
+  await copy.close();
+
   const renewedTls = { cert: renewed.toString(), key: first.csr.keyPem };
   // never renews, never authenticates on any label, never enrolls another certificate
   assertReason(t, await reenroll('plc-17', first.csr.key, renewedTls), 403, new RegExp(`serial ${renewedSerial}\\) was revoked .*: keyCompromise`));
@@ -151,7 +160,7 @@ test("a revoked RA certificate relays nothing: its renewal for a device (RFC 944
 });
 
 test('--help of every certs command prints its usage and exits 0; bad arguments exit 2 with the usage', async (t) => {
-  const helps = [['--help'], ['list', '--help'], ['show', '--help'], ['export', '--help'], ['revoke', '--help']];
+  const helps = [['--help'], ['list', '--help'], ['show', '--help'], ['export', '--help'], ['backup', '--help'], ['revoke', '--help']];
   // in parallel: each run starts a whole node process
   const [badReason, unknown, ...helped] = await Promise.all([
     certs('revoke', 'ab12', '--reason', 'lostIt'),
