@@ -202,6 +202,10 @@ export const configSchema = z
         crl_listen: hostPort
           .optional()
           .describe('Also serve each local CA\'s CRL at http://HOST:PORT/crl/NAME.crl (plain HTTP, its own port: relying parties fetch CRLs without TLS). The HTTPS listener serves the same paths. Unset: HTTPS only.'),
+        ledger_sync: z
+          .enum(['fsync', 'os'])
+          .default('os')
+          .describe('When an issued certificate counts as recorded in the ledger (DATA_DIR/ledger) before it is returned: `os` once committed to the memory map every process shares (survives any process crash, kill -9 included; the kernel writes it to disk within seconds), `fsync` once flushed to disk (survives a power cut too, at about half the issuance throughput on one disk: every commit waits for the disk and workers take turns).'),
         tls_min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version offered. libest\'s client needs TLSv1.2; tls-unique PoP exists only in TLS 1.2.'),
       })
       .strict()

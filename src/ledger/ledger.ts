@@ -55,6 +55,8 @@ export interface LedgerOptions {
   /** Called once a certificate is durably on record. */
   onRecorded?: (ca: string) => void;
   now?: () => number;
+  /** [server] ledger_sync. */
+  sync?: 'fsync' | 'os';
 }
 
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString();
@@ -72,7 +74,7 @@ export class Ledger {
   }
 
   static open(dataDir: string, cas: Map<string, LedgerCa>, o: LedgerOptions = {}): Ledger {
-    return new Ledger(new LmdbLedgerStore(ledgerPath(dataDir)), cas, o);
+    return new Ledger(new LmdbLedgerStore(ledgerPath(dataDir), o.sync), cas, o);
   }
 
   private now(): number {

@@ -66,7 +66,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const pki = opts.pki ?? (await preparePki(cfg, { create: true }));
   const metrics = opts.metrics ?? new GatewayMetrics();
   // a layer that signs keeps its ledger beside the CA keys
-  const ledger = pki.cas.size ? Ledger.open(cfg.server.data_dir, ledgerCas(cfg, pki.cas), { onRecorded: (ca) => metrics.recordedCertificate(ca) }) : undefined;
+  const ledger = pki.cas.size ? Ledger.open(cfg.server.data_dir, ledgerCas(cfg, pki.cas), { sync: cfg.server.ledger_sync, onRecorded: (ca) => metrics.recordedCertificate(ca) }) : undefined;
   if (ledger) {
     metrics.watchLedger(ledger);
     ledger.refreshCrls();
