@@ -10,6 +10,7 @@ import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-requ
 import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../server/pki-setup.js';
 import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
+import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
 import { serve, serveWorker } from '../server/serve.js';
 import { type CommandUsage, overview, usageOf, wantsHelp } from '../client/usage.js';
 
@@ -48,6 +49,8 @@ const USAGE = `usage: estgw <command> [options]
 
 Gateway:
 ${overview(GATEWAY_COMMANDS)}
+
+${CERTS_USAGE}
 
 ${CLIENT_USAGE}`;
 
@@ -108,9 +111,13 @@ async function loadForCommand(argv: string[]) {
     options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, set: { type: 'string', multiple: true } },
     strict: true,
   });
-  const sets = values.set ?? [];
-  const base = values.config ? await loadConfigFile(values.config, sets) : await embeddedConfig(sets);
-  const dataDir = values['data-dir'] ?? process.env.ESTGW_DATA_DIR;
+  return loadConfigFor({ ...(values.config ? { config: values.config } : {}), ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), set: values.set ?? [] });
+}
+
+/** --config (or the embedded defaults), --set, then --data-dir or ESTGW_DATA_DIR. */
+async function loadConfigFor(o: { config?: string; dataDir?: string; set: string[] }) {
+  const base = o.config ? await loadConfigFile(o.config, o.set) : await embeddedConfig(o.set);
+  const dataDir = o.dataDir ?? process.env.ESTGW_DATA_DIR;
   return applyOverrides(base, dataDir ? { dataDir } : {});
 }
 
@@ -220,6 +227,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdCheckConfig(rest);
       case 'passwd':
         return await cmdPasswd(rest);
+      case 'certs':
+        return await runCertsCli(rest, loadConfigFor);
       case 'cacerts':
       case 'csrattrs':
       case 'enroll':
@@ -242,7 +251,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof ConfigError) return fail(`invalid configuration:\n  ${e.problems.join('\n  ')}`, 1);
-    if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) return fail((e as Error).message);
+    if (e instanceof UsageError || e instanceof CertsUsageError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) return fail((e as Error).message);
     return fail((e as Error).message ?? String(e), 1);
   }
 }

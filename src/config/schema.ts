@@ -20,13 +20,15 @@ const identityPattern = z.string().regex(/^(\*|user:.+|cert:.+)$/, 'must be *, u
 /** A pattern that names a role or a user: what RA and CA grants require. */
 const explicitIdentity = (p: string) => (p.startsWith('user:') && !p.includes('*')) || /^cert:(ra|device)\//.test(p);
 const MIN_CERT_LIFETIME_MS = 60_000;
-const duration = z.string().superRefine((v, ctx) => {
-  try {
-    if (parseDurationMs(v, 'cert_lifetime') < MIN_CERT_LIFETIME_MS) ctx.addIssue({ code: 'custom', message: 'must be at least 60s' });
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-  }
-});
+const durationAtLeast = (what: string, minMs: number, minText: string) =>
+  z.string().superRefine((v, ctx) => {
+    try {
+      if (parseDurationMs(v, what) < minMs) ctx.addIssue({ code: 'custom', message: `must be at least ${minText}` });
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  });
+const duration = durationAtLeast('cert_lifetime', MIN_CERT_LIFETIME_MS, '60s');
 
 export const grantSchema = z
   .object({
@@ -91,6 +93,14 @@ export const caSchema = z
     key: keySpec.default('p256').describe('Key type for a created CA.'),
     days: z.number().int().min(1).default(7300).describe('Validity of a created CA in days.'),
     path_len: z.number().int().min(0).optional().describe('basicConstraints pathLen of a created CA (absent: unlimited for a root).'),
+    crl_validity: durationAtLeast('crl_validity', 60_000, '60s')
+      .default('7d')
+      .describe('nextUpdate of this CA\'s CRL, after thisUpdate ("7d", "12h"). The CRL is signed again on every revocation and once half of this has passed.'),
+    crl_url: z
+      .string()
+      .regex(/^https?:\/\/[\x21-\x7e]+$/, 'must be an http:// or https:// URL in plain ASCII')
+      .optional()
+      .describe('URL written as the CRL distribution point into every certificate this CA signs, e.g. "http://est-gw.level2.plant/crl/NAME.crl" (a per-layer DNS name pointing at this gateway\'s crl_listen). Unset: certificates carry no CRL distribution point.'),
   })
   .strict();
 
@@ -240,6 +250,13 @@ export const configSchema = z
         metrics_listen: hostPort
           .optional()
           .describe('Serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, its own port, off the EST port), e.g. "127.0.0.1:9464". Unset: no metrics endpoint.'),
+        crl_listen: hostPort
+          .optional()
+          .describe('Also serve each local CA\'s CRL at http://HOST:PORT/crl/NAME.crl (plain HTTP, its own port: relying parties fetch CRLs without TLS). The HTTPS listener serves the same paths. Unset: HTTPS only.'),
+        ledger_sync: z
+          .enum(['fsync', 'os'])
+          .default('os')
+          .describe('When an issued certificate counts as recorded in the ledger (DATA_DIR/ledger) before it is returned: `os` once committed to the memory map every process shares (survives any process crash, kill -9 included; the kernel writes it to disk within seconds), `fsync` once flushed to disk (survives a power cut too, at about half the issuance throughput on one disk: every commit waits for the disk and workers take turns).'),
         tls_min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version offered. libest\'s client needs TLSv1.2; tls-unique PoP exists only in TLS 1.2.'),
       })
       .strict()

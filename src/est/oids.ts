@@ -26,6 +26,10 @@ export const OID = {
   basicConstraints: '2.5.29.19',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
+  cRLDistributionPoints: '2.5.29.31',
+  // CRL and CRL entry extensions (RFC 5280 5.2, 5.3)
+  cRLNumber: '2.5.29.20',
+  cRLReason: '2.5.29.21',
   // extended key usages
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',

@@ -15,6 +15,8 @@ export interface EnrollRequest {
   identity: Identity;
   /** The client's current certificate (DER), for simplereenroll. */
   currentCert?: Buffer;
+  /** currentCert arrived in a registration authority's Client-Cert header. */
+  relayed?: boolean;
 }
 
 export interface IssuedResult {

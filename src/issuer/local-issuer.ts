@@ -6,6 +6,8 @@ import { CERTIFICATE_POLICIES, encodeCertificatePolicies } from '../est/certific
 import { formatName } from '../est/name.js';
 import { describeSpki } from '../est/spki.js';
 import type { CaMaterial } from '../pki/ca.js';
+import { crlDistributionPoint } from '../pki/crl.js';
+import type { Ledger } from '../ledger/ledger.js';
 import { Signer } from '../pki/issuance.js';
 import { type KeySpec, generateKey, privateKeyDer, spkiDer } from '../pki/keys.js';
 import type { EnrollRequest, Issuer, IssuedResult, ServerKeygenResult } from './issuer.js';
@@ -22,17 +24,27 @@ export interface IssueOptions {
  */
 export const NETSCAPE_COMMENT = '2.16.840.1.113730.1.13';
 
+export interface LocalIssuerOptions {
+  /** Every certificate goes on record here before it is returned. */
+  ledger?: Pick<Ledger, 'recordIssuance'>;
+  /** The CA's CRL URL, put in every certificate as its CRL distribution point. */
+  crlUrl?: string;
+}
+
 export class LocalIssuer implements Issuer {
   readonly mode = 'issue' as const;
   private readonly signer: Signer;
   private readonly issuedBy: string;
   private readonly islandedMark: Buffer;
+  private readonly cdp: Buffer[];
 
   constructor(
     readonly ca: CaMaterial,
     private readonly serverKeygenSpec: KeySpec,
+    private readonly o: LocalIssuerOptions = {},
   ) {
     this.signer = new Signer(ca);
+    this.cdp = o.crlUrl ? [crlDistributionPoint(o.crlUrl)] : [];
     this.issuedBy = formatName(ca.fields.subject);
     this.islandedMark = extension(NETSCAPE_COMMENT, false, ia5(`issued by ${this.issuedBy} while its parent layer was unreachable (islanded)`));
   }
@@ -50,22 +62,41 @@ export class LocalIssuer implements Issuer {
   async serverKeygen(req: EnrollRequest, o: IssueOptions = {}): Promise<ServerKeygenResult> {
     if (req.decision.ca) throw forbidden('serverkeygen does not issue CA certificates');
     const key = await generateKey(this.serverKeygenSpec);
-    const issued = this.sign(req, spkiDer(key), o);
+    const issued = await this.sign(req, spkiDer(key), o);
     return { ...issued, privateKey: privateKeyDer(key) };
   }
 
-  private sign(req: EnrollRequest, spki: Buffer, o: IssueOptions): IssuedResult {
+  private async sign(req: EnrollRequest, spki: Buffer, o: IssueOptions): Promise<IssuedResult> {
     const d = req.decision;
+    const key = spki === req.csr.spki ? req.csr.key : describeSpki(spki);
     const cert = this.signer.issue({
       subjectDer: req.csr.subjectDer,
       spki,
-      key: spki === req.csr.spki ? req.csr.key : describeSpki(spki),
+      key,
       validityDays: d.validityDays,
       ...(d.maxSpanMs === undefined ? {} : { maxSpanMs: d.maxSpanMs }),
       extKeyUsage: d.extKeyUsage,
       ...(d.subjectAltNameDer ? { subjectAltNameDer: d.subjectAltNameDer } : {}),
       ...(d.ca ? { ca: d.ca } : {}),
-      extraExtensions: [...(d.profileOid ? [this.profileExtension(d.profileOid)] : []), ...(o.islanded ? [this.islandedMark] : [])],
+      extraExtensions: [...(d.profileOid ? [this.profileExtension(d.profileOid)] : []), ...(o.islanded ? [this.islandedMark] : []), ...this.cdp],
+    });
+    // on record before it leaves: a certificate the ledger cannot hold is never returned
+    await this.o.ledger?.recordIssuance({
+      ca: this.ca,
+      der: cert.der,
+      serialHex: cert.serialHex,
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
+      subject: req.csr.subject,
+      ...(d.subjectAltNameDer ? { subjectAltNameDer: d.subjectAltNameDer } : {}),
+      key,
+      caCert: !!d.ca,
+      label: req.label,
+      op: req.op,
+      identity: req.identity,
+      ...(req.currentCert ? { currentCert: req.currentCert } : {}),
+      ...(req.relayed ? { relayed: true } : {}),
+      islanded: !!o.islanded,
     });
     return { certDer: cert.der, serialHex: cert.serialHex, notAfter: cert.notAfter, issuedBy: this.issuedBy };
   }

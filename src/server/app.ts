@@ -5,6 +5,7 @@ import { EstError } from '../errors.js';
 import { formatName } from '../est/name.js';
 import { identityString } from '../policy/policy.js';
 import { TEXT_PLAIN, errorHandler, reasonLine } from './error-handler.js';
+import { answerCrl } from './crl.js';
 import { estDispatcher } from './routes.js';
 import type { Services } from './services.js';
 import type { EstState } from './state.js';
@@ -76,6 +77,13 @@ export function createApp(s: Services): Koa {
   });
   app.use(auditLog(s));
   app.use(errorHandler(s.realm));
+  app.use(async function serveLocalCrl(ctx: Ctx, next: Next): Promise<void> {
+    const a = ctx.method === 'GET' || ctx.method === 'HEAD' ? answerCrl(s.ledger, ctx.path, s.logger) : undefined;
+    if (!a) return next();
+    ctx.set('Content-Type', a.type);
+    ctx.status = a.status;
+    ctx.body = a.body;
+  });
   if (s.proxy) app.use(s.proxy.middleware);
   app.use(requireHost);
   app.use(estDispatcher(s));

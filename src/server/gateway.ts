@@ -13,6 +13,8 @@ import type { Issuer } from '../issuer/issuer.js';
 import { LocalIssuer } from '../issuer/local-issuer.js';
 import { upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
+import { Ledger, type LedgerCa, ledgerCas } from '../ledger/ledger.js';
+import { serveCrls } from './crl.js';
 import { type Pki, preparePki } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
@@ -30,6 +32,9 @@ export interface GatewayOptions {
   pki?: Pki;
   metrics?: GatewayMetrics;
 }
+
+/** How often CRLs are checked for re-signing: often enough to catch half of the shortest validity. */
+const crlCheckMs = (cas: Map<string, LedgerCa>) => Math.max(1000, Math.min(600_000, ...[...cas.values()].map((c) => c.crlValidityMs / 8)));
 
 export interface RunningGateway {
   server: Server;
@@ -49,6 +54,10 @@ export interface RunningGateway {
    */
   drain(o: { delayMs: number; graceMs: number }): Promise<void>;
   /** drain() without the delay and with a 2 s grace. */
+  /** At a layer with local CAs: every certificate they signed, and revocations. */
+  ledger?: Ledger;
+  /** Port of the plain-HTTP CRL listener (crl_listen). */
+  crlPort?: number;
   close(): Promise<void>;
 }
 
@@ -63,6 +72,13 @@ const LOCAL_CHAIN_REFRESH_MS = 3600_000;
 export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Promise<RunningGateway> {
   const logger = opts.logger ?? createLogger(cfg.log.level);
   const pki = opts.pki ?? (await preparePki(cfg, { create: true }));
+  const metrics = opts.metrics ?? new GatewayMetrics();
+  // a layer that signs keeps its ledger beside the CA keys
+  const ledger = pki.cas.size ? Ledger.open(cfg.server.data_dir, ledgerCas(cfg, pki.cas), { sync: cfg.server.ledger_sync, onRecorded: (ca) => metrics.recordedCertificate(ca) }) : undefined;
+  if (ledger) {
+    metrics.watchLedger(ledger);
+    ledger.refreshCrls();
+  }
 
   const labels = new Map<string, Label>();
   const layer = layerProfiles(cfg.labels);
@@ -71,7 +87,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const buildLabels = async (p: Pki) => {
     for (const [name, lc] of Object.entries(cfg.labels)) {
       const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? p.cas.get(lc.ca)! : undefined;
-      const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec) : undefined;
+      const crlUrl = ca ? cfg.cas[lc.ca]?.crl_url : undefined;
+      const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, { ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}) }) : undefined;
       let issuer: Issuer = local!;
       // a replaced sub-CA keeps validating (and renewing) what it issued until it expires
       const previous = ca?.previous ?? [];
@@ -114,9 +131,10 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     }
   };
 
-  const metrics = opts.metrics ?? new GatewayMetrics();
   metrics.setCas(pki.cas);
-  const readiness = new Readiness({ labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg) });
+  const readiness = new Readiness({
+    labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg), ...(ledger ? { crls: () => ledger.crlStatus() } : {}),
+  });
   const services: Services = {
     labels,
     passwords: new PasswordVerifier(cfg.users),
@@ -126,6 +144,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     caChain,
     readiness: () => readiness.report(),
     metrics,
+    ...(ledger ? { ledger } : {}),
   };
   if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, { logger, passwords: services.passwords });
   const app = createApp(services);
@@ -199,6 +218,21 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     });
   });
   const actual = (server.address() as AddressInfo).port;
+  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, ledger, logger).catch(async (e: unknown) => {
+    await new Promise((r) => server.close(r));
+    throw e;
+  }) : undefined;
+  let crlTimer: NodeJS.Timeout | undefined;
+  if (ledger) {
+    crlTimer = setInterval(() => {
+      try {
+        ledger.refreshCrls();
+      } catch (err) {
+        logger.error({ err }, 're-signing a CRL failed');
+      }
+    }, crlCheckMs(ledgerCas(cfg, pki.cas)));
+    crlTimer.unref();
+  }
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const running: RunningGateway = {
     server,
@@ -208,8 +242,17 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     pki,
     labels,
     metrics,
+    ...(ledger ? { ledger } : {}),
+    ...(crlServer ? { crlPort: (crlServer.address() as AddressInfo).port } : {}),
     async reload(next: Pki) {
+      ledger?.setCas(ledgerCas(cfg, next.cas));
       await buildLabels(next);
+      // a new sub-CA key signs its CRL at once
+      try {
+        ledger?.refreshCrls();
+      } catch (err) {
+        logger.error({ err }, 're-signing the CRLs after a reload failed');
+      }
       for (const name of labels.keys()) await serviceFor.get(name)!.refreshNow(name).catch(() => undefined);
       await refreshForwardedTrust(labels, caChain);
       // the TLS certificate too: one from a replaced sub-CA would expire with it
@@ -237,10 +280,13 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
         }, graceMs).unref();
       });
       if (trustTimer) clearInterval(trustTimer);
+      if (crlTimer) clearInterval(crlTimer);
+      if (crlServer) await new Promise((r) => crlServer.close(r));
       await Promise.all(chainServices.map((c) => c.close()));
       for (const f of forwarders.values()) f.close();
       services.proxy?.close();
       await cache.close();
+      await ledger?.close();
     },
     close: () => running.drain({ delayMs: 0, graceMs: 2000 }),
   };

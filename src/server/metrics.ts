@@ -1,6 +1,7 @@
 // Prometheus metrics of one gateway process. With several workers each has its
 // own registry and the primary sums them (prom-client's AggregatorRegistry).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Ledger } from '../ledger/ledger.js';
 import type { CaMaterial } from '../pki/ca.js';
 
 /** How a certificate came to be: signed here, by the parent layer, or here because the parent was unreachable. */
@@ -41,6 +42,42 @@ export class GatewayMetrics {
     aggregator: 'max',
   });
 
+  private readonly recorded = new Counter({
+    name: 'estgw_ca_certificates_issued_total',
+    help: 'Certificates a local CA signed and the issuance ledger recorded, by CA',
+    labelNames: ['ca'],
+    registers: [this.registry],
+  });
+  private ledger: Ledger | undefined;
+  // read from the ledger at scrape time: revocations come from `estgw certs revoke` in another process
+  private readonly revoked = new Gauge({
+    name: 'estgw_ca_certificates_revoked',
+    help: 'Certificates of each local CA revoked in the issuance ledger',
+    labelNames: ['ca'],
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: () => {
+      this.revoked.reset();
+      for (const ca of this.ledger?.caNames() ?? []) this.revoked.set({ ca }, this.ledger!.store.revokedCount(ca));
+    },
+  });
+  private readonly crlAge = new Gauge({
+    name: 'estgw_crl_age_seconds',
+    help: 'Seconds since thisUpdate of each local CA\'s current CRL (re-signed at half its validity)',
+    labelNames: ['ca'],
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: () => this.collectCrls(),
+  });
+  private readonly crlNextUpdate = new Gauge({
+    name: 'estgw_crl_next_update_seconds',
+    help: 'nextUpdate of each local CA\'s current CRL (Unix time): relying parties reject it after this',
+    labelNames: ['ca'],
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: () => this.collectCrls(),
+  });
+
   constructor(o: { processMetrics?: boolean } = {}) {
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'estgw_' });
   }
@@ -57,6 +94,25 @@ export class GatewayMetrics {
 
   connectionRefused(reason: string): void {
     this.refused.inc({ reason });
+  }
+
+  recordedCertificate(ca: string): void {
+    this.recorded.inc({ ca });
+  }
+
+  watchLedger(ledger: Ledger): void {
+    this.ledger = ledger;
+  }
+
+  private collectCrls(): void {
+    this.crlAge.reset();
+    this.crlNextUpdate.reset();
+    const now = Date.now();
+    for (const [ca, s] of this.ledger?.crlStatus() ?? []) {
+      if (!s) continue;
+      this.crlAge.set({ ca }, Math.max(0, Math.round((now - s.thisUpdate.getTime()) / 1000)));
+      this.crlNextUpdate.set({ ca }, Math.floor(s.nextUpdate.getTime() / 1000));
+    }
   }
 
   setCas(cas: Map<string, CaMaterial>): void {

@@ -33,6 +33,16 @@ function creationOrder(cfg: Config): string[] {
   return order;
 }
 
+/** The local CAs already on disk, creating nothing (what `estgw certs` signs CRLs with while the gateway runs). */
+export async function loadLocalCas(cfg: Config): Promise<Map<string, CaMaterial>> {
+  const cas = new Map<string, CaMaterial>();
+  for (const name of Object.keys(cfg.cas)) {
+    const dir = caDir(cfg, name);
+    if (await caExists(dir)) cas.set(name, await loadCa(name, dir));
+  }
+  return cas;
+}
+
 export interface PrepareOptions {
   create: boolean;
   /** Obtains a `create = "request"` CA from the parent layer (src/issuer/subca-request.ts). */

@@ -31,6 +31,8 @@ export interface ReadinessReport {
   redis: string;
   /** Shutting down (SIGTERM): unready whatever the rest says, so that traffic moves elsewhere first. */
   draining?: true;
+  /** Per local CA: "ok", or that its CRL is missing or past nextUpdate (relying parties then refuse its certificates). */
+  crls?: Record<string, string>;
 }
 
 /** One TLS handshake with the parent, verified against the configured trust, presenting the RA certificate. */
@@ -73,6 +75,8 @@ export class Readiness {
       caChain: (label: Label) => Promise<Buffer[]>;
       cache: CaChainCache;
       parents: ParentEndpoint[];
+      /** thisUpdate/nextUpdate of each local CA's stored CRL. */
+      crls?: () => Map<string, { nextUpdate: Date } | undefined>;
       now?: () => number;
     },
   ) {}
@@ -95,7 +99,22 @@ export class Readiness {
       this.parents(),
       this.redis(),
     ]);
-    return this.draining ? { ready: false, labels, parents, redis, draining: true } : { ready, labels, parents, redis };
+    const crls = this.o.crls ? { crls: this.crls(this.o.crls) } : {};
+    return this.draining ? { ready: false, labels, parents, redis, ...crls, draining: true } : { ready, labels, parents, redis, ...crls };
+  }
+
+  /** Reported, not deciding: every replica shares the ledger, so taking one out would fix nothing. */
+  private crls(status: () => Map<string, { nextUpdate: Date } | undefined>): Record<string, string> {
+    const now = (this.o.now ?? Date.now)();
+    const out: Record<string, string> = {};
+    try {
+      for (const [ca, s] of status()) {
+        out[ca] = !s ? 'no CRL signed yet' : s.nextUpdate.getTime() <= now ? `past its nextUpdate (${s.nextUpdate.toISOString()})` : 'ok';
+      }
+    } catch (e) {
+      out['*'] = `ledger unreadable: ${(e as Error).message}`;
+    }
+    return out;
   }
 
   private async parents(): Promise<Record<string, ParentState>> {

@@ -6,6 +6,7 @@ import { applyPolicy } from './middleware/apply-policy.js';
 import { authenticateClient } from './middleware/authenticate-client.js';
 import { checkContentType } from './middleware/check-content-type.js';
 import { checkPop } from './middleware/check-pop.js';
+import { refuseRevokedClient, refuseRevokedRenewal } from './middleware/check-not-revoked.js';
 import { checkReenrollIdentity } from './middleware/check-reenroll-identity.js';
 import { checkServerKeygenOffered } from './middleware/check-serverkeygen-offered.js';
 import { decodeCsr } from './middleware/decode-csr.js';
@@ -21,6 +22,7 @@ interface Route {
 
 export function routeTable(s: Services): Record<Operation, Route> {
   const authenticate = authenticateClient(s);
+  const notRevoked = refuseRevokedClient(s);
   const body = readBody(s.bodyLimit);
   return {
     // §4.1: no authentication, so that anyone can bootstrap trust
@@ -28,11 +30,11 @@ export function routeTable(s: Services): Record<Operation, Route> {
     // §4.5
     csrattrs: { method: 'GET', chain: [respondCsrAttrs] },
     // §4.2.1
-    simpleenroll: { method: 'POST', chain: [checkContentType, authenticate, body, decodeCsr, checkPop, applyPolicy, issueCertificate('simpleenroll')] },
+    simpleenroll: { method: 'POST', chain: [checkContentType, authenticate, notRevoked, body, decodeCsr, checkPop, applyPolicy, issueCertificate('simpleenroll')] },
     // §4.2.2
-    simplereenroll: { method: 'POST', chain: [checkContentType, authenticate, body, decodeCsr, checkReenrollIdentity, checkPop, issueCertificate('simplereenroll')] },
+    simplereenroll: { method: 'POST', chain: [checkContentType, authenticate, notRevoked, body, decodeCsr, checkReenrollIdentity, refuseRevokedRenewal(s), checkPop, issueCertificate('simplereenroll')] },
     // §4.4; a forwarding label offers it only with forward_serverkeygen
-    serverkeygen: { method: 'POST', chain: [checkServerKeygenOffered, checkContentType, authenticate, body, decodeCsr, checkPop, applyPolicy, issueCertificate('serverkeygen')] },
+    serverkeygen: { method: 'POST', chain: [checkServerKeygenOffered, checkContentType, authenticate, notRevoked, body, decodeCsr, checkPop, applyPolicy, issueCertificate('serverkeygen')] },
     // §4.3: optional; answered 501
     fullcmc: { method: 'POST', chain: [notImplemented] },
   };

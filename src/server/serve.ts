@@ -99,6 +99,11 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
   print(`  root CA SHA-256 fingerprint: ${fp}`);
   print(`  workers: ${n}, CA-chain cache: ${cfg.redis.url ? 'redis' : 'in-process'}`);
   if (cfg.server.metrics_listen) print(`  metrics: http://${cfg.server.metrics_listen}/metrics`);
+  if (pki.cas.size) {
+    print(`  issuance ledger: ${join(cfg.server.data_dir, 'ledger')} (estgw certs list|show|export|revoke)`);
+    const base = cfg.server.crl_listen ? `http://${cfg.server.crl_listen}` : url.replace(/\/\.well-known\/est$/, '');
+    print(`  CRLs: ${[...pki.cas.keys()].map((n) => `${base}/crl/${n}.crl`).join(', ')}`);
+  }
   if (opts.devCredentials) {
     print('');
     print('  WARNING: development defaults: HTTP Basic user "estuser" with password "estpwd" is enabled,');

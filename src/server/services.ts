@@ -14,6 +14,8 @@ export interface Services {
   /** Resolves /cacerts for a label (through the CA-chain cache). */
   caChain(label: Label): Promise<Buffer[]>;
   metrics?: import('./metrics.js').GatewayMetrics;
+  /** The issuance ledger and revocations, at a layer with local CAs. */
+  ledger?: import('../ledger/ledger.js').Ledger;
   /** What /readyz reports. */
   readiness(): Promise<import('./readiness.js').ReadinessReport>;
 }

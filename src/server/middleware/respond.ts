@@ -47,7 +47,11 @@ export async function respondCsrAttrs(ctx: Ctx): Promise<void> {
 export function issueCertificate(op: EnrollOperation) {
   return async function issue(ctx: Ctx, _next: Next): Promise<void> {
     const s = ctx.state;
-    const req = { op, label: s.label!.name, csr: s.csr!, decision: s.decision!, identity: s.identity!, ...(s.currentCert ? { currentCert: s.currentCert } : {}) };
+    const req = {
+      op, label: s.label!.name, csr: s.csr!, decision: s.decision!, identity: s.identity!,
+      // not the TLS client certificate itself: an RA's Client-Cert
+      ...(s.currentCert ? { currentCert: s.currentCert, ...(s.currentCert !== s.peer?.der ? { relayed: true } : {}) } : {}),
+    };
     if (op === 'serverkeygen') {
       const r: ServerKeygenResult = await s.label!.issuer.serverKeygen(req);
       s.issued = r;

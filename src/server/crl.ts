@@ -1,0 +1,41 @@
+// GET /crl/NAME.crl: a local CA's current CRL (RFC 5280 §5, DER), without
+// authentication, on the HTTPS listener and on the optional plain-HTTP
+// crl_listen (relying parties that fetch a CRL Distribution Point speak HTTP).
+import type { Server } from 'node:http';
+import type { Ledger } from '../ledger/ledger.js';
+import { PLAIN_TEXT, listenPlainHttp } from '../util/metrics-server.js';
+import type { Logger } from '../util/log.js';
+
+export const CRL_TYPE = 'application/pkix-crl';
+const PATH = /^\/crl\/([A-Za-z0-9_-]+)\.crl$/;
+
+export interface CrlAnswer {
+  status: number;
+  type: string;
+  body: Buffer | string;
+}
+
+/** The answer for a local CA's CRL path, or undefined for any other path (a [[proxy]] route may still serve it). */
+export function answerCrl(ledger: Ledger | undefined, path: string, logger: Logger): CrlAnswer | undefined {
+  const name = PATH.exec(path)?.[1];
+  if (!ledger || !name || !ledger.caNames().includes(name)) return undefined;
+  try {
+    const der = ledger.crl(name);
+    if (der) return { status: 200, type: CRL_TYPE, body: der };
+  } catch (err) {
+    logger.error({ err, ca: name }, 'cannot read or sign the CRL');
+  }
+  return { status: 503, type: PLAIN_TEXT, body: `the CRL of CA "${name}" is not available right now\n` };
+}
+
+export function serveCrls(hostPort: string, ledger: Ledger | undefined, logger: Logger): Promise<Server> {
+  return listenPlainHttp(hostPort, (req, res) => {
+    const path = req.url?.split('?')[0] ?? '';
+    const a = req.method === 'GET' || req.method === 'HEAD' ? answerCrl(ledger, path, logger) : undefined;
+    if (!a) {
+      res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end('only GET /crl/CA-NAME.crl of a local CA here\n');
+      return;
+    }
+    res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body) }).end(req.method === 'HEAD' ? undefined : a.body);
+  });
+}
