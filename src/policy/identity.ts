@@ -23,8 +23,6 @@ export interface Identity {
   certSubject?: string;
   /** Subject of the CA that issued the client certificate. */
   issuer?: string;
-  /** The est-gateway profile (label) OIDs the client certificate carries. */
-  profiles?: string[];
   /** Basic user that also authenticated, when both did. */
   user?: string;
 }

@@ -1,9 +1,7 @@
 // The TLS client certificate, looked at once per connection (keep-alive reuses it).
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import { parseCertificate } from '../est/certificate.js';
 import { OID } from '../est/oids.js';
-import { certificateProfiles } from '../policy/policy.js';
 import { issuedBy } from '../pki/issued-by.js';
 import type { PeerCertificate } from './state.js';
 
@@ -33,13 +31,7 @@ export function peerCertificate(socket: TLSSocket): PeerCertificate | undefined 
     // want of its root; chainsTo then decides, checking every link itself.
     const partial = PARTIAL_CHAIN_ERRORS.has(String(socket.authorizationError));
     const issuer = x.issuer.split('\n').reverse().join(',');
-    let profiles: string[] = [];
-    try {
-      profiles = certificateProfiles(parseCertificate(x.raw));
-    } catch {
-      // a certificate our codec cannot read has no profile of ours
-    }
-    peer = { der: x.raw, x509: x, chain, verified: socket.authorized || partial, isRa: (x.keyUsage ?? []).includes(OID.cmcRA), subject, issuer, profiles, cn, trust: new Map() };
+    peer = { der: x.raw, x509: x, chain, verified: socket.authorized || partial, isRa: (x.keyUsage ?? []).includes(OID.cmcRA), subject, issuer, cn, trust: new Map() };
     if (!socket.authorized && socket.authorizationError) peer.verifyError = String(socket.authorizationError);
   }
   seen.set(socket, peer);

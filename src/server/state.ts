@@ -20,8 +20,6 @@ export interface PeerCertificate {
   subject: string;
   /** RFC 4514 subject of its issuer. */
   issuer: string;
-  /** certificatePolicies OIDs: the profile it was issued under. */
-  profiles: string[];
   cn: string;
   /** chainsTo results for this connection, by anchor set. */
   trust: Map<string, boolean>;

@@ -47,7 +47,7 @@ export function authenticateClient(services: Services) {
       const policy = label.policy;
       const userRa = user !== undefined && policy.declaresRa({ kind: 'user', name: user, role: 'device' });
       if (certOk) {
-        const cert: Identity = { kind: 'cert', name: peer!.cn, role: 'device', certSubject: peer!.subject, issuer: peer!.issuer, profiles: peer!.profiles };
+        const cert: Identity = { kind: 'cert', name: peer!.cn, role: 'device', certSubject: peer!.subject, issuer: peer!.issuer };
         // an RA is one because our own PKI said so (cmcRA, or declared by name): a bootstrap or manufacturer CA makes none
         const certRa = (peer!.isRa || policy.declaresRa(cert)) && chainsTo(peer!, label.raAnchors, `${label.name}:ra`);
         identity = { ...cert, role: certRa || userRa ? 'ra' : 'device', ...(user === undefined ? {} : { user }) };
