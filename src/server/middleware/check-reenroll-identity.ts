@@ -38,17 +38,20 @@ export async function checkReenrollIdentity(ctx: Context & { state: EstState }, 
   const { peer, csr, label, identity } = ctx.state;
   const relayed = ctx.get('Client-Cert');
   let currentDer: Buffer;
+  let current: CertFields;
   if (relayed) {
     if (identity?.role !== 'ra') throw forbidden('a Client-Cert header is accepted only from a registration authority (EKU id-kp-cmcRA, or registration_authorities)');
     currentDer = certFromHeader(relayed);
     checkRelayedCertificate(currentDer, label!);
+    current = parseCertificate(currentDer);
   } else {
     if (!peer) throw forbidden('simplereenroll needs the certificate being renewed as the TLS client certificate');
     if (!peer.verified) throw forbidden(`the TLS client certificate cannot be renewed: ${peer.verifyError ?? 'not trusted'}`);
     // §3.7: an RA that sends no Client-Cert (libest's estproxy, any RA that is not
     // est-gateway) renews for its client: an enrollment it vouches for, within its
     // grants. Its own renewal keeps its own names.
-    if (identity?.role === 'ra' && !sameNames(parseCertificate(peer.der), csr!)) {
+    current = parseCertificate(peer.der);
+    if (identity?.role === 'ra' && !sameNames(current, csr!)) {
       ctx.state.decision = label!.policy.decideEnroll(identity, csr!);
       ctx.state.reenrollKind = 'vouched';
       return next();
@@ -57,7 +60,6 @@ export async function checkReenrollIdentity(ctx: Context & { state: EstState }, 
     if (!directlyIssuedBy(peer.der, label!.issuingCas)) throw forbidden(`the TLS client certificate was not issued by label "${label!.name}"'s CA`);
     currentDer = peer.der;
   }
-  const current = parseCertificate(currentDer);
   if (!namesEqual(current.subject, csr!.subject)) {
     throw forbidden(`re-enrollment must keep the subject: certificate has "${formatName(current.subject)}", CSR has "${formatName(csr!.subject)}"`);
   }
