@@ -77,7 +77,6 @@ export function layerProfiles(labels: Record<string, LabelConfig>): LayerProfile
   const reserved = new Set<string>();
   for (const cfg of Object.values(labels)) {
     for (const p of cfg.registration_authorities) if (p.startsWith('cert:')) reserved.add(p.slice(5));
-    if (!issuesAuthority(cfg)) continue;
     for (const g of cfg.grants) {
       if (!g.allow_ca && !cfg.ext_key_usage.includes('cmcRA')) continue;
       // literal names only: `{identity}*` (an Edge CA named after its device) reserves nothing
