@@ -51,6 +51,18 @@ export interface IssuanceInput {
   islanded: boolean;
 }
 
+/** What GET /crl/ says of one CRL: enough for a layer below or a client to pick the CRLs of its chain. */
+export interface CrlIndexEntry {
+  /** Served at /crl/NAME.crl. */
+  name: string;
+  /** The CRL issuer (RFC 4514) and its authorityKeyIdentifier (hex). */
+  issuer: string;
+  keyId: string;
+  number: number;
+  thisUpdate: string;
+  nextUpdate: string;
+}
+
 export interface LedgerOptions {
   /** Called once a certificate is durably on record. */
   onRecorded?: (ca: string) => void;
@@ -171,6 +183,18 @@ export class Ledger {
     for (const name of this.cas.keys()) {
       const s = this.store.crl(name);
       out.set(name, s && { thisUpdate: new Date(s.thisUpdate), nextUpdate: new Date(s.nextUpdate) });
+    }
+    return out;
+  }
+
+  /** One entry per local CA's current CRL (re-signed first when due), as GET /crl/ lists them. */
+  crlIndex(): CrlIndexEntry[] {
+    const out: CrlIndexEntry[] = [];
+    for (const [name, ca] of this.cas) {
+      this.crl(name);
+      const s = this.store.crl(name);
+      if (!s) continue;
+      out.push({ name, issuer: formatName(ca.material.fields.subject), keyId: s.keyId, number: s.number, thisUpdate: s.thisUpdate, nextUpdate: s.nextUpdate });
     }
     return out;
   }

@@ -1,12 +1,16 @@
 // GET /crl/NAME.crl: a local CA's current CRL (RFC 5280 §5, DER), without
 // authentication, on the HTTPS listener and on the optional plain-HTTP
 // crl_listen (relying parties that fetch a CRL Distribution Point speak HTTP).
+// GET /crl/ lists them (JSON), so that a layer below or a client can find the
+// CRLs of its chain without a CRL Distribution Point it could not reach.
 import type { Server } from 'node:http';
 import type { Ledger } from '../ledger/ledger.js';
 import { PLAIN_TEXT, listenPlainHttp } from '../util/metrics-server.js';
 import type { Logger } from '../util/log.js';
 
 export const CRL_TYPE = 'application/pkix-crl';
+export const CRL_INDEX_PATH = '/crl/';
+const JSON_TYPE = 'application/json';
 const PATH = /^\/crl\/([A-Za-z0-9_-]+)\.crl$/;
 
 export interface CrlAnswer {
@@ -17,6 +21,14 @@ export interface CrlAnswer {
 
 /** The answer for a local CA's CRL path, or undefined for any other path (a [[proxy]] route may still serve it). */
 export function answerCrl(ledger: Ledger | undefined, path: string, logger: Logger): CrlAnswer | undefined {
+  if (ledger && path === CRL_INDEX_PATH) {
+    try {
+      return { status: 200, type: JSON_TYPE, body: `${JSON.stringify({ crls: ledger.crlIndex() })}\n` };
+    } catch (err) {
+      logger.error({ err }, 'cannot read or sign the CRLs');
+      return { status: 503, type: PLAIN_TEXT, body: 'the CRLs are not available right now\n' };
+    }
+  }
   const name = PATH.exec(path)?.[1];
   if (!ledger || !name || !ledger.caNames().includes(name)) return undefined;
   try {
@@ -33,7 +45,7 @@ export function serveCrls(hostPort: string, ledger: Ledger | undefined, logger: 
     const path = req.url?.split('?')[0] ?? '';
     const a = req.method === 'GET' || req.method === 'HEAD' ? answerCrl(ledger, path, logger) : undefined;
     if (!a) {
-      res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end('only GET /crl/CA-NAME.crl of a local CA here\n');
+      res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end('only GET /crl/ and /crl/CA-NAME.crl of a local CA here\n');
       return;
     }
     res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body) }).end(req.method === 'HEAD' ? undefined : a.body);

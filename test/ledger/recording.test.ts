@@ -52,6 +52,16 @@ test('a sub-CA for a lower layer and an islanded certificate are on record as su
   t.is(localCrl.status, 200);
   t.regex(await openssl(['crl', '-inform', 'DER', '-noout', '-issuer'], { input: localCrl.body }), /islanded sub CA/);
   assertReason(t, await httpsRequest(`https://127.0.0.1:${gw.port}/crl/nosuch.crl`, { ca: gw.caPem }), 404);
+  // the index names every local CA's CRL with its issuer, key identifier and number
+  const index = await httpsRequest(`https://127.0.0.1:${gw.port}/crl/`, { ca: gw.caPem });
+  t.is(index.status, 200);
+  t.regex(String(index.headers['content-type']), /^application\/json/);
+  const crls = (JSON.parse(index.body.toString()) as { crls: { name: string; issuer: string; keyId: string; number: number }[] }).crls;
+  t.deepEqual(crls.map((c) => c.name).sort(), ['local', 'root']);
+  t.like(crls.find((c) => c.name === 'local'), { issuer: 'CN=islanded sub CA' });
+  t.true(crls.find((c) => c.name === 'root')!.number >= 2, 'the revocation re-signed the root CRL');
+  const localText = (await openssl(['crl', '-inform', 'DER', '-noout', '-text'], { input: localCrl.body })).replace(/[:\s]/g, '').toLowerCase();
+  t.true(localText.includes(`authoritykeyidentifier${crls.find((c) => c.name === 'local')!.keyId}`) || localText.includes(`keyid${crls.find((c) => c.name === 'local')!.keyId}`));
 
   t.is(await sample(gw, /^estgw_ca_certificates_issued_total\{ca="root"\} (\d+)$/m), 1);
   t.is(await sample(gw, /^estgw_ca_certificates_issued_total\{ca="local"\} (\d+)$/m), 1);
