@@ -82,8 +82,8 @@ function decodeAlgorithm(buf: Buffer, t: Tlv | undefined, what: string): { oid: 
   return { oid: id, der: whole(buf, t!) };
 }
 
-/** keyIdentifier [0] of an AuthorityKeyIdentifier; the other fields are read past. */
-function decodeAkiKeyId(value: Buffer): Buffer | undefined {
+/** keyIdentifier [0] of an AuthorityKeyIdentifier (its extnValue); the other fields are read past. */
+export function decodeAkiKeyId(value: Buffer): Buffer | undefined {
   const top = expectTag(readWhole(value, 'authorityKeyIdentifier'), Tag.SEQUENCE, 'authorityKeyIdentifier');
   const parts = children(value, top);
   let last = -1;
