@@ -45,6 +45,8 @@ export interface UpstreamCrlsOptions {
 }
 
 const NAME = /^[A-Za-z0-9_-]+$/;
+/** Answers of a parent that has no /crl/ at all. */
+const NO_CRLS = new Set([404, 405, 501]);
 /** More CRLs than any hierarchy has CAs: a parent listing more is not believed. */
 const MAX_CRLS = 256;
 
@@ -114,7 +116,7 @@ export class UpstreamCrls {
   private async fetch(): Promise<Buffer[]> {
     const res = await this.o.client.getResource('/crl/');
     // a parent that serves no CRLs (libest, est-gateway before 0.2): none known, nothing checked against them
-    if (res.status === 404) return this.accept([]).map(encodeItem);
+    if (NO_CRLS.has(res.status)) return this.accept([]).map(encodeItem);
     if (res.status !== 200) throw new EstError('badGateway', `GET /crl/ at the parent: HTTP ${res.status}`);
     const names = parseIndex(res.body);
     const fetched = await Promise.all(
