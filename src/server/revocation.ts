@@ -176,6 +176,7 @@ export class RevocationAuthority {
     this.o.onStaleAccepted?.(held.name);
     const once = `${held.key}#${held.crl.number}`;
     if (this.warnedStale.has(once)) return;
+    if (this.warnedStale.size >= 1024) this.warnedStale.clear();
     this.warnedStale.add(once);
     this.o.logger.warn({ crl: held.name, number: String(held.crl.number), nextUpdate: next }, 'CRL past its nextUpdate: checking against it anyway (crl_stale = "open")');
   }

@@ -49,6 +49,7 @@ const NAME = /^[A-Za-z0-9_-]+$/;
 const NO_CRLS = new Set([404, 405, 501]);
 /** More CRLs than any hierarchy has CAs: a parent listing more is not believed. */
 const MAX_CRLS = 256;
+const MAX_WARNED = 1024;
 
 export const issuerKey = (issuerDer: Buffer, keyId: Buffer | undefined): string => `${issuerDer.toString('hex')}/${keyId?.toString('hex') ?? ''}`;
 
@@ -184,6 +185,8 @@ export class UpstreamCrls {
 
   private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
     if (this.warned.has(key)) return;
+    // a parent answering ever new nonsense must not grow this without bound
+    if (this.warned.size >= MAX_WARNED) this.warned.clear();
     this.warned.add(key);
     this.o.logger.warn({ parent: this.o.parent, ...fields }, msg);
   }
