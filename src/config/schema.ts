@@ -75,7 +75,7 @@ export const upstreamSchema = z
       .number()
       .min(1)
       .default(300)
-      .describe('Seconds between fetches of the parent\'s CRLs (GET /crl/ and each CRL it lists, through this connection), which this layer checks client and RA certificates against and serves at its own /crl/. A revocation at the parent reaches this layer within about this long (one replica fetches, the others read Redis). Labels sharing a parent use the smallest value; a CRL past its nextUpdate is asked for at once. Kept while the parent is down, up to cacerts_max_stale.'),
+      .describe('Seconds between fetches of the parent\'s CRLs (GET /crl/ and each CRL it lists, through this connection), which this layer checks client and RA certificates against and serves at its own /crl/. A revocation at the parent reaches this layer within about this long (one replica fetches, the others read Redis). Labels sharing a parent use the smallest value; a CRL within this of its nextUpdate is asked for at once, so it is replaced before it goes stale. Kept while the parent is down, up to cacerts_max_stale.'),
   })
   .strict();
 

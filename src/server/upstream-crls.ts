@@ -87,8 +87,9 @@ export class UpstreamCrls {
 
   /**
    * Takes what the cache holds (another replica may have fetched it) and, when
-   * it is crl_refresh old, has it refreshed in the background. A CRL past its
-   * nextUpdate is asked for at once, at most once per crl_refresh. Never throws:
+   * it is crl_refresh old, has it refreshed in the background. A CRL due
+   * (within crl_refresh of its nextUpdate, or past it) is asked for at once, at
+   * most once per crl_refresh. Never throws:
    * the service logs an outage once, and the last good CRLs stay.
    */
   async sync(): Promise<void> {
@@ -98,7 +99,7 @@ export class UpstreamCrls {
       // logged by the service; what we hold stays
     }
     const now = this.now();
-    if (this.held.some((h) => h.crl.nextUpdate.getTime() <= now) && now - this.lastForced >= this.o.refreshMs) {
+    if (this.held.some((h) => h.crl.nextUpdate.getTime() - this.o.refreshMs <= now) && now - this.lastForced >= this.o.refreshMs) {
       this.lastForced = now;
       try {
         this.adopt(await this.service.refreshNow(this.o.parent));
