@@ -20,6 +20,10 @@ export interface CaChainServiceOptions {
   retryFailedAfterMs?: number;
   now?: () => number;
   logger?: Logger;
+  /** What is cached, for reasons and log lines: "CA chain" (default), "CRLs". */
+  what?: string;
+  /** An empty answer is valid (a parent with no CRLs); for CA chains it is an error. */
+  allowEmpty?: boolean;
 }
 
 const POLL_MS = 50;
@@ -35,6 +39,7 @@ export class CaChainService {
   private readonly retryFailedAfterMs: number;
   private readonly now: () => number;
   private readonly logger: Logger;
+  private readonly what: string;
 
   constructor(
     private readonly cache: CaChainCache,
@@ -44,6 +49,7 @@ export class CaChainService {
     this.retryFailedAfterMs = opts.retryFailedAfterMs ?? 5_000;
     this.now = opts.now ?? Date.now;
     this.logger = opts.logger ?? silentLogger();
+    this.what = opts.what ?? 'CA chain';
   }
 
   register(label: string, fetch: ChainSource): void {
@@ -52,7 +58,7 @@ export class CaChainService {
 
   async get(label: string): Promise<Buffer[]> {
     const source = this.sources.get(label);
-    if (!source) throw new EstError('notFound', `no CA chain source for label "${label}"`);
+    if (!source) throw new EstError('notFound', `no ${this.what} source for "${label}"`);
     const cached = await this.cache.get(label);
     if (cached && this.servable(cached)) {
       if (this.now() - cached.fetchedAt >= this.opts.refreshAfterMs) this.refreshInBackground(label, source, cached);
@@ -62,14 +68,14 @@ export class CaChainService {
       return (await this.refresh(label, source, cached)).certs;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new EstError('unavailable', `CA chain for label "${label}" is unavailable: ${reason}`, { retryAfter: 30, cause: err });
+      throw new EstError('unavailable', `${this.what === 'CA chain' ? `CA chain for label "${label}"` : `${this.what} of ${label}`} ${this.what === 'CA chain' ? 'is' : 'are'} unavailable: ${reason}`, { retryAfter: 30, cause: err });
     }
   }
 
   /** Fetches now, whatever the cache holds (a local CA was replaced); returns the new chain. */
   async refreshNow(label: string): Promise<Buffer[]> {
     const source = this.sources.get(label);
-    if (!source) throw new EstError('notFound', `no CA chain source for label "${label}"`);
+    if (!source) throw new EstError('notFound', `no ${this.what} source for "${label}"`);
     return (await this.refresh(label, source, await this.cache.get(label))).certs;
   }
 
@@ -104,7 +110,7 @@ export class CaChainService {
     let release = await this.cache.tryLock(label, this.lockTtlMs);
     for (let polls = Math.ceil(this.lockTtlMs / POLL_MS); !release && polls > 0; polls--) {
       await sleep(POLL_MS, undefined, { signal: this.closing.signal }).catch(() => {});
-      if (this.closing.signal.aborted) throw new Error('the CA chain service is closing');
+      if (this.closing.signal.aborted) throw new Error(`the ${this.what} service is closing`);
       release = await this.cache.tryLock(label, this.lockTtlMs);
       const filled = await this.cache.get(label);
       if (filled && this.servable(filled) && filled.fetchedAt > (seen?.fetchedAt ?? -Infinity)) {
@@ -122,13 +128,13 @@ export class CaChainService {
   private async fetch(label: string, source: ChainSource): Promise<CachedChain> {
     try {
       const certs = await source();
-      if (certs.length === 0) throw new Error('the source returned an empty chain');
+      if (certs.length === 0 && !this.opts.allowEmpty) throw new Error('the source returned an empty chain');
       const chain = { certs, fetchedAt: this.now() };
       await this.cache.set(label, chain, this.opts.maxStaleMs);
-      if (this.failedAt.delete(label)) this.logger.info({ label }, 'fetching the CA chain works again');
+      if (this.failedAt.delete(label)) this.logger.info({ label }, `fetching the ${this.what} works again`);
       return chain;
     } catch (err) {
-      if (!this.failedAt.has(label)) this.logger.warn({ label, err }, 'cannot fetch the CA chain; serving the cached one, if any, until it is maxStaleMs old');
+      if (!this.failedAt.has(label)) this.logger.warn({ label, err }, `cannot fetch the ${this.what}; serving the cached one, if any, until it is maxStaleMs old`);
       this.failedAt.set(label, this.now());
       throw err;
     }

@@ -9,8 +9,8 @@ import type { Logger } from '../util/log.js';
 export type { CaChainCache, CachedChain } from './ca-chain-cache.js';
 export { CaChainService, type CaChainServiceOptions, type ChainSource } from './chain-service.js';
 
-export function createCaChainCache(opts: { redisUrl?: string; keyPrefix: string; logger: Logger }): CaChainCache {
+export function createCaChainCache(opts: { redisUrl?: string; keyPrefix: string; namespace?: string; logger: Logger }): CaChainCache {
   if (!opts.redisUrl) return new MemoryCaChainCache();
-  const redis = new RedisCaChainCache({ url: opts.redisUrl, keyPrefix: opts.keyPrefix, logger: opts.logger });
+  const redis = new RedisCaChainCache({ url: opts.redisUrl, keyPrefix: opts.keyPrefix, logger: opts.logger, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
   return new ResilientCaChainCache(redis, new MemoryCaChainCache(), opts.logger);
 }

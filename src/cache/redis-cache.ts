@@ -13,6 +13,8 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 export interface RedisCacheOptions {
   url: string;
   keyPrefix: string;
+  /** What the keys hold, after the prefix: `cacerts` (default) or `crls` (a parent's CRLs, src/revocation). */
+  namespace?: string;
   logger?: Logger;
 }
 
@@ -26,12 +28,14 @@ export class RedisCaChainCache implements CaChainCache {
   readonly kind = 'redis';
   private readonly client: Redis;
   private readonly prefix: string;
+  private readonly namespace: string;
   private readonly logger: Logger;
   /** The first connection attempt: commands wait for it so the first request after start-up does not fail. */
   private readonly connecting: Promise<void>;
 
   constructor(opts: RedisCacheOptions) {
     this.prefix = opts.keyPrefix;
+    this.namespace = opts.namespace ?? 'cacerts';
     this.logger = opts.logger ?? silentLogger();
     this.client = new Redis(opts.url, {
       lazyConnect: true,
@@ -72,7 +76,7 @@ export class RedisCaChainCache implements CaChainCache {
 
   async tryLock(label: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
     await this.connecting;
-    const key = `${this.prefix}lock:cacerts:${label}`;
+    const key = `${this.prefix}lock:${this.namespace}:${label}`;
     const token = randomUUID();
     const taken = await this.client.set(key, token, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
     if (taken === null) return undefined;
@@ -93,7 +97,7 @@ export class RedisCaChainCache implements CaChainCache {
   }
 
   private chainKey(label: string): string {
-    return `${this.prefix}cacerts:${label}`;
+    return `${this.prefix}${this.namespace}:${label}`;
   }
 }
 

@@ -71,6 +71,11 @@ export const upstreamSchema = z
       .describe('How a renewal this RA relays reaches the parent: `client-cert` as simplereenroll with the client\'s certificate in an RFC 9440 Client-Cert header (est-gateway parents); `simpleenroll` as an enrollment this RA vouches for (parents that do not take Client-Cert, such as libest\'s estserver: they compare the CSR with the RA\'s own certificate); `auto` tries Client-Cert and, when the parent refuses it (400/403), vouches with simpleenroll, logging a warning.'),
     cacerts_refresh: z.number().min(1).default(300).describe('Seconds after which the cached /cacerts chain is refreshed in the background.'),
     cacerts_max_stale: z.number().min(1).default(7 * 86400).describe('Seconds a cached chain is still served while the parent is unreachable.'),
+    crl_refresh: z
+      .number()
+      .min(1)
+      .default(300)
+      .describe('Seconds between fetches of the parent\'s CRLs (GET /crl/ and each CRL it lists, through this connection), which this layer checks client and RA certificates against and serves at its own /crl/. A revocation at the parent reaches this layer within about this long (one replica fetches, the others read Redis). Labels sharing a parent use the smallest value; a CRL within this of its nextUpdate is asked for at once, so it is replaced before it goes stale. Kept while the parent is down, up to cacerts_max_stale.'),
   })
   .strict();
 
@@ -253,6 +258,10 @@ export const configSchema = z
         crl_listen: hostPort
           .optional()
           .describe('Also serve each local CA\'s CRL at http://HOST:PORT/crl/NAME.crl (plain HTTP, its own port: relying parties fetch CRLs without TLS). The HTTPS listener serves the same paths. Unset: HTTPS only.'),
+        crl_stale: z
+          .enum(['open', 'closed'])
+          .default('open')
+          .describe('When the CRL that covers a certificate of a client\'s chain is past its nextUpdate (the parent has been unreachable longer than the CRL\'s validity): `open` checks against it anyway and logs a warning once per CRL (metric estgw_crl_stale_accepted_total), `closed` refuses with 503 and Retry-After until a fresh CRL arrives. A chain for which no CRL is known at all (a parent that serves none) is not checked either way. /readyz reports stale CRLs in both cases.'),
         ledger_sync: z
           .enum(['fsync', 'os'])
           .default('os')

@@ -30,6 +30,11 @@ export const OID = {
   // CRL and CRL entry extensions (RFC 5280 5.2, 5.3)
   cRLNumber: '2.5.29.20',
   cRLReason: '2.5.29.21',
+  invalidityDate: '2.5.29.24',
+  deltaCRLIndicator: '2.5.29.27',
+  issuingDistributionPoint: '2.5.29.28',
+  certificateIssuer: '2.5.29.29',
+  freshestCRL: '2.5.29.46',
   // extended key usages
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',

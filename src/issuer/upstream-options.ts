@@ -1,7 +1,7 @@
 // How this layer talks to its parent, from an [upstream] / [request] table:
 // one place for the forwarder and the sub-CA request.
 import { readFile } from 'node:fs/promises';
-import type { EstClientOptions } from '../transport/est-client.js';
+import { EstClient, type EstClientOptions } from '../transport/est-client.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { Logger } from '../util/log.js';
 
@@ -19,4 +19,9 @@ export async function upstreamClientOptions(up: UpstreamConfig, o: { keepAlive?:
     ...(o.keepAlive ? { keepAlive: true } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
   };
+}
+
+/** A client of the parent with this table's identity and trust, for what is not an enrollment (the parent's CRLs). */
+export async function upstreamClient(up: UpstreamConfig, o: { logger?: Logger } = {}): Promise<EstClient> {
+  return new EstClient(await upstreamClientOptions(up, o));
 }

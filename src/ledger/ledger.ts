@@ -4,7 +4,7 @@
 // from the revocations on record.
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { EstError, forbidden } from '../errors.js';
+import { EstError } from '../errors.js';
 import { parseCertificate } from '../est/certificate.js';
 import { type Rdns, formatName, parseGeneralNames, parseNameDer } from '../est/name.js';
 import { type KeyInfo, describeKey, keyIdentifier } from '../est/spki.js';
@@ -133,21 +133,6 @@ export class Ledger {
       throw new EstError('unavailable', 'the issuance ledger could not record the certificate, so none is issued', { retryAfter: 30, cause: e });
     }
     this.o.onRecorded?.(i.ca.name);
-  }
-
-  /** The revocation of this certificate by a local CA, if any: matched on issuer name and serial, as X.509 identifies a certificate. */
-  revocationOf(der: Buffer): RevokedEntry | undefined {
-    const f = parseCertificate(der);
-    const hits = this.store.revocationsOf(serialHex(f.serial));
-    if (hits.length === 0) return undefined;
-    const issuer = f.issuerDer.toString('hex');
-    return hits.find((h) => h.issuerName === issuer);
-  }
-
-  /** `what` names the certificate in the refusal: "client certificate", "certificate being renewed". */
-  assertNotRevoked(der: Buffer, what: string): void {
-    const r = this.revocationOf(der);
-    if (r) throw forbidden(`the ${what} (serial ${r.serial}) was revoked on ${r.at}: ${r.reason}`);
   }
 
   /** Revokes one certificate and re-signs its CA's CRL in the same transaction. */

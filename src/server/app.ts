@@ -78,7 +78,7 @@ export function createApp(s: Services): Koa {
   app.use(auditLog(s));
   app.use(errorHandler(s.realm));
   app.use(async function serveLocalCrl(ctx: Ctx, next: Next): Promise<void> {
-    const a = ctx.method === 'GET' || ctx.method === 'HEAD' ? answerCrl(s.ledger, ctx.path, s.logger) : undefined;
+    const a = ctx.method === 'GET' || ctx.method === 'HEAD' ? answerCrl(s.crls, ctx.path, s.logger) : undefined;
     if (!a) return next();
     ctx.set('Content-Type', a.type);
     ctx.status = a.status;

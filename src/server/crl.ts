@@ -1,10 +1,11 @@
-// GET /crl/NAME.crl: a local CA's current CRL (RFC 5280 §5, DER), without
+// GET /crl/NAME.crl: a local CA's current CRL (RFC 5280 §5, DER), or one
+// fetched from the parent layer (served as the parent signed it), without
 // authentication, on the HTTPS listener and on the optional plain-HTTP
 // crl_listen (relying parties that fetch a CRL Distribution Point speak HTTP).
 // GET /crl/ lists them (JSON), so that a layer below or a client can find the
 // CRLs of its chain without a CRL Distribution Point it could not reach.
 import type { Server } from 'node:http';
-import type { Ledger } from '../ledger/ledger.js';
+import type { ServedCrls } from './served-crls.js';
 import { PLAIN_TEXT, listenPlainHttp } from '../util/metrics-server.js';
 import type { Logger } from '../util/log.js';
 
@@ -19,20 +20,25 @@ export interface CrlAnswer {
   body: Buffer | string;
 }
 
-/** The answer for a local CA's CRL path, or undefined for any other path (a [[proxy]] route may still serve it). */
-export function answerCrl(ledger: Ledger | undefined, path: string, logger: Logger): CrlAnswer | undefined {
-  if (ledger && path === CRL_INDEX_PATH) {
+/** The answer for a CRL path (local or fetched from the parent), or undefined for any other path (a [[proxy]] route may still serve it). */
+export function answerCrl(crls: ServedCrls | undefined, path: string, logger: Logger): CrlAnswer | undefined {
+  if (!crls?.any) return undefined;
+  if (path === CRL_INDEX_PATH) {
     try {
-      return { status: 200, type: JSON_TYPE, body: `${JSON.stringify({ crls: ledger.crlIndex() })}\n` };
+      return { status: 200, type: JSON_TYPE, body: `${JSON.stringify({ crls: crls.index() })}\n` };
     } catch (err) {
       logger.error({ err }, 'cannot read or sign the CRLs');
       return { status: 503, type: PLAIN_TEXT, body: 'the CRLs are not available right now\n' };
     }
   }
   const name = PATH.exec(path)?.[1];
-  if (!ledger || !name || !ledger.caNames().includes(name)) return undefined;
+  if (!name) return undefined;
+  if (!crls.isLocal(name)) {
+    const der = crls.upstreamCrl(name);
+    return der ? { status: 200, type: CRL_TYPE, body: der } : undefined;
+  }
   try {
-    const der = ledger.crl(name);
+    const der = crls.localCrl(name);
     if (der) return { status: 200, type: CRL_TYPE, body: der };
   } catch (err) {
     logger.error({ err, ca: name }, 'cannot read or sign the CRL');
@@ -40,12 +46,12 @@ export function answerCrl(ledger: Ledger | undefined, path: string, logger: Logg
   return { status: 503, type: PLAIN_TEXT, body: `the CRL of CA "${name}" is not available right now\n` };
 }
 
-export function serveCrls(hostPort: string, ledger: Ledger | undefined, logger: Logger): Promise<Server> {
+export function serveCrls(hostPort: string, crls: ServedCrls, logger: Logger): Promise<Server> {
   return listenPlainHttp(hostPort, (req, res) => {
     const path = req.url?.split('?')[0] ?? '';
-    const a = req.method === 'GET' || req.method === 'HEAD' ? answerCrl(ledger, path, logger) : undefined;
+    const a = req.method === 'GET' || req.method === 'HEAD' ? answerCrl(crls, path, logger) : undefined;
     if (!a) {
-      res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end('only GET /crl/ and /crl/CA-NAME.crl of a local CA here\n');
+      res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end('only GET /crl/ and the /crl/CA-NAME.crl it lists here\n');
       return;
     }
     res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body) }).end(req.method === 'HEAD' ? undefined : a.body);

@@ -11,10 +11,14 @@ import { FallbackIssuer } from '../issuer/fallback-issuer.js';
 import { ForwardIssuer } from '../issuer/forward-issuer.js';
 import type { Issuer } from '../issuer/issuer.js';
 import { LocalIssuer } from '../issuer/local-issuer.js';
-import { upstreamClientOptions } from '../issuer/upstream-options.js';
+import { upstreamClient, upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
 import { Ledger, type LedgerCa, ledgerCas } from '../ledger/ledger.js';
 import { serveCrls } from './crl.js';
+import { linksOfPeer } from './middleware/check-not-revoked.js';
+import { RevocationAuthority } from './revocation.js';
+import { ServedCrls } from './served-crls.js';
+import { UpstreamCrls } from './upstream-crls.js';
 import { type Pki, preparePki } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
@@ -31,6 +35,8 @@ export interface GatewayOptions {
   /** Already prepared PKI (the cluster primary prepares it once). */
   pki?: Pki;
   metrics?: GatewayMetrics;
+  /** The clock revocation judges CRL staleness by (tests move it); default Date.now. */
+  now?: () => number;
 }
 
 /** How often CRLs are checked for re-signing: often enough to catch half of the shortest validity. */
@@ -121,6 +127,23 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     chainServices.push(svc);
     serviceFor.set(label.name, svc);
   }
+  // the parent's CRLs, per distinct parent, in their own Redis namespace
+  const crlCache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, namespace: 'crls', logger, ...(redisUrl ? { redisUrl } : {}) });
+  let localCaCerts = [...pki.cas.values()].flatMap((c) => c.chain);
+  const knownCas = () => uniqueDer([...localCaCerts, ...[...labels.values()].flatMap((l) => [...l.issuingCas, ...l.clientAnchors, ...l.raAnchors])]);
+  const upstreamCrls = await parentCrls(cfg, { cache: crlCache, logger, knownCas, onChange: () => revocation.rebuild() });
+  const revocation = new RevocationAuthority({
+    ...(ledger ? { ledger } : {}),
+    upstream: upstreamCrls,
+    stale: cfg.server.crl_stale,
+    logger,
+    onStaleAccepted: (crl) => metrics.staleCrlAccepted(crl),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  revocation.setLocalCas(pki.cas);
+  const servedCrls = new ServedCrls(ledger, upstreamCrls, logger);
+  metrics.watchUpstreamCrls(() => new Map([...servedCrls.fetched()].map(([n, h]) => [n, { thisUpdate: h.crl.thisUpdate, nextUpdate: h.crl.nextUpdate }])));
+
   const caChain = async (label: Label): Promise<Buffer[]> => {
     try {
       return await serviceFor.get(label.name)!.get(label.name);
@@ -133,7 +156,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
 
   metrics.setCas(pki.cas);
   const readiness = new Readiness({
-    labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg), ...(ledger ? { crls: () => ledger.crlStatus() } : {}),
+    labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg), ...(servedCrls.any ? { crls: () => servedCrls.status() } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
   });
   const services: Services = {
     labels,
@@ -145,8 +169,16 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     readiness: () => readiness.report(),
     metrics,
     ...(ledger ? { ledger } : {}),
+    revocation,
+    crls: servedCrls,
   };
-  if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, { logger, passwords: services.passwords });
+  if (cfg.proxy.length) {
+    services.proxy = await createUpstreamProxy(cfg.proxy, {
+      logger,
+      passwords: services.passwords,
+      checkRevoked: (peer, key, anchors) => revocation.assertNotRevoked(linksOfPeer(peer, key, anchors), 'client certificate'),
+    });
+  }
   const app = createApp(services);
 
   let tlsOptions = {
@@ -161,6 +193,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const trustPem = () => uniqueDer([...[...labels.values()].flatMap((l) => l.clientAnchors), ...(services.proxy?.clientAnchors ?? [])]).map((d) => toPem('CERTIFICATE', d));
   // forwarded labels learn the parent's chain at run time; OpenSSL must know its intermediates
   await refreshForwardedTrust(labels, caChain);
+  // with the parent's chain known, its CRLs can be verified
+  await Promise.all(upstreamCrls.map((u) => u.sync()));
   const server = createServer(
     {
       ...tlsOptions,
@@ -218,7 +252,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     });
   });
   const actual = (server.address() as AddressInfo).port;
-  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, ledger, logger).catch(async (e: unknown) => {
+  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger).catch(async (e: unknown) => {
     await new Promise((r) => server.close(r));
     throw e;
   }) : undefined;
@@ -233,6 +267,17 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     }, crlCheckMs(ledgerCas(cfg, pki.cas)));
     crlTimer.unref();
   }
+  let crlFetchTimer: NodeJS.Timeout | undefined;
+  if (upstreamCrls.length) {
+    let syncing = false;
+    const every = Math.max(500, Math.min(...cfgParentRefreshMs(cfg)) / 2);
+    crlFetchTimer = setInterval(() => {
+      if (syncing) return;
+      syncing = true;
+      Promise.all(upstreamCrls.map((u) => u.sync())).finally(() => (syncing = false));
+    }, every);
+    crlFetchTimer.unref();
+  }
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const running: RunningGateway = {
     server,
@@ -246,6 +291,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     ...(crlServer ? { crlPort: (crlServer.address() as AddressInfo).port } : {}),
     async reload(next: Pki) {
       ledger?.setCas(ledgerCas(cfg, next.cas));
+      revocation.setLocalCas(next.cas);
+      localCaCerts = [...next.cas.values()].flatMap((c) => c.chain);
       await buildLabels(next);
       // a new sub-CA key signs its CRL at once
       try {
@@ -281,11 +328,14 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       });
       if (trustTimer) clearInterval(trustTimer);
       if (crlTimer) clearInterval(crlTimer);
+      if (crlFetchTimer) clearInterval(crlFetchTimer);
       if (crlServer) await new Promise((r) => crlServer.close(r));
       await Promise.all(chainServices.map((c) => c.close()));
       for (const f of forwarders.values()) f.close();
       services.proxy?.close();
+      await Promise.all(upstreamCrls.map((u) => u.close()));
       await cache.close();
+      await crlCache.close();
       await ledger?.close();
     },
     close: () => running.drain({ delayMs: 0, graceMs: 2000 }),
@@ -322,6 +372,49 @@ const uniqueDer = (certs: Buffer[]) => certs.filter((a, i) => certs.findIndex((b
 
 async function readPemFiles(files: string[]): Promise<Buffer[]> {
   return (await Promise.all(files.map(async (f) => fromPemAll(await readFile(f, 'utf8'), 'CERTIFICATE')))).flat();
+}
+
+/** crl_refresh of every forwarded label, in ms. */
+const cfgParentRefreshMs = (cfg: Config) =>
+  Object.values(cfg.labels).flatMap((l) => (l.mode === 'forward' && l.upstream ? [l.upstream.crl_refresh * 1000] : []));
+
+/**
+ * One CRL source per distinct parent (origin): the first label's connection
+ * settings, the smallest crl_refresh and the largest cacerts_max_stale of the
+ * labels forwarding there. The parent's TLS trust anchors may sign CRLs too.
+ */
+async function parentCrls(
+  cfg: Config,
+  o: { cache: ReturnType<typeof createCaChainCache>; logger: Logger; knownCas: () => Buffer[]; onChange: () => void },
+): Promise<UpstreamCrls[]> {
+  const byOrigin = new Map<string, { up: NonNullable<Config['labels'][string]['upstream']>; refresh: number; maxStale: number }>();
+  for (const l of Object.values(cfg.labels)) {
+    const up = l.mode === 'forward' ? l.upstream : undefined;
+    if (!up) continue;
+    const origin = new URL(up.url).origin;
+    const p = byOrigin.get(origin);
+    if (!p) byOrigin.set(origin, { up, refresh: up.crl_refresh, maxStale: up.cacerts_max_stale });
+    else {
+      p.refresh = Math.min(p.refresh, up.crl_refresh);
+      p.maxStale = Math.max(p.maxStale, up.cacerts_max_stale);
+    }
+  }
+  return Promise.all(
+    [...byOrigin].map(async ([origin, p]) => {
+      const trust = await readPemFiles([p.up.trust]);
+      return new UpstreamCrls({
+        parent: origin,
+        client: await upstreamClient(p.up, { logger: o.logger }),
+        cache: o.cache,
+        refreshMs: p.refresh * 1000,
+        maxStaleMs: p.maxStale * 1000,
+        lockTtlMs: (p.up.connect_timeout + p.up.timeout) * 1000,
+        knownCas: () => [...o.knownCas(), ...trust],
+        onChange: o.onChange,
+        logger: o.logger,
+      });
+    }),
+  );
 }
 
 /** Every distinct parent this layer forwards to, for /readyz. */

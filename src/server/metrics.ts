@@ -78,6 +78,30 @@ export class GatewayMetrics {
     collect: () => this.collectCrls(),
   });
 
+  private upstreamCrls: (() => Map<string, { thisUpdate: Date; nextUpdate: Date }>) | undefined;
+  private readonly upstreamCrlAge = new Gauge({
+    name: 'estgw_upstream_crl_age_seconds',
+    help: 'Seconds since thisUpdate of each CRL fetched from the parent layer, by the name /crl/ serves it under',
+    labelNames: ['crl'],
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: () => this.collectUpstreamCrls(),
+  });
+  private readonly upstreamCrlNextUpdate = new Gauge({
+    name: 'estgw_upstream_crl_next_update_seconds',
+    help: 'nextUpdate of each CRL fetched from the parent layer (Unix time): past it, server.crl_stale decides',
+    labelNames: ['crl'],
+    registers: [this.registry],
+    aggregator: 'min',
+    collect: () => this.collectUpstreamCrls(),
+  });
+  private readonly staleAccepted = new Counter({
+    name: 'estgw_crl_stale_accepted_total',
+    help: 'Client chains checked against a CRL past its nextUpdate and let through (server.crl_stale = "open"), by CRL',
+    labelNames: ['crl'],
+    registers: [this.registry],
+  });
+
   constructor(o: { processMetrics?: boolean } = {}) {
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'estgw_' });
   }
@@ -112,6 +136,25 @@ export class GatewayMetrics {
       if (!s) continue;
       this.crlAge.set({ ca }, Math.max(0, Math.round((now - s.thisUpdate.getTime()) / 1000)));
       this.crlNextUpdate.set({ ca }, Math.floor(s.nextUpdate.getTime() / 1000));
+    }
+  }
+
+  /** The CRLs fetched from the parent, read at scrape time. */
+  watchUpstreamCrls(status: () => Map<string, { thisUpdate: Date; nextUpdate: Date }>): void {
+    this.upstreamCrls = status;
+  }
+
+  staleCrlAccepted(crl: string): void {
+    this.staleAccepted.inc({ crl });
+  }
+
+  private collectUpstreamCrls(): void {
+    this.upstreamCrlAge.reset();
+    this.upstreamCrlNextUpdate.reset();
+    const now = Date.now();
+    for (const [crl, s] of this.upstreamCrls?.() ?? []) {
+      this.upstreamCrlAge.set({ crl }, Math.max(0, Math.round((now - s.thisUpdate.getTime()) / 1000)));
+      this.upstreamCrlNextUpdate.set({ crl }, Math.floor(s.nextUpdate.getTime() / 1000));
     }
   }
 

@@ -16,6 +16,10 @@ export interface Services {
   metrics?: import('./metrics.js').GatewayMetrics;
   /** The issuance ledger and revocations, at a layer with local CAs. */
   ledger?: import('../ledger/ledger.js').Ledger;
+  /** Is a chain revoked: the ledger for local CAs, the parent's CRLs for the rest. */
+  revocation?: import('./revocation.js').RevocationAuthority;
+  /** What /crl/ serves: local CRLs and the ones fetched from the parent. */
+  crls?: import('./served-crls.js').ServedCrls;
   /** What /readyz reports. */
   readiness(): Promise<import('./readiness.js').ReadinessReport>;
 }

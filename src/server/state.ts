@@ -37,6 +37,8 @@ export interface EstState {
   issued?: IssuedResult;
   /** simplereenroll: the certificate being renewed (TLS client certificate, or relayed by an RA). */
   currentCert?: Buffer;
+  /** currentCert as checkReenrollIdentity parsed it, for the revocation check to reuse. */
+  currentFields?: import('../est/certificate.js').CertFields;
   /** Renewal with the same key (renew), a new one (rekey), or an RA's renewal for its client without Client-Cert (vouched), for the audit line. */
   reenrollKind?: 'renew' | 'rekey' | 'vouched';
   error?: EstError;

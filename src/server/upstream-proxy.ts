@@ -18,6 +18,7 @@ import type { Logger } from '../util/log.js';
 import { TEXT_PLAIN } from './error-handler.js';
 import { parseBasic } from './middleware/authenticate-client.js';
 import { chainsTo, peerCertificate } from './peer-certificate.js';
+import type { PeerCertificate } from './state.js';
 
 interface Route {
   prefix: string;
@@ -40,6 +41,8 @@ export interface UpstreamProxyOptions {
   logger: Logger;
   /** The same [users] as EST labels authenticate against. */
   passwords: PasswordVerifier;
+  /** Throws when the client certificate's chain is revoked (the gateway's RevocationAuthority); key memoises per connection. */
+  checkRevoked?: (peer: PeerCertificate, key: string, anchors: Buffer[]) => void;
 }
 
 /**
@@ -121,7 +124,10 @@ export async function createUpstreamProxy(routes: ProxyRouteConfig[], o: Upstrea
     const out: Identity[] = [];
     const peer = peerCertificate(ctx.req.socket as TLSSocket);
     const certOk = peer !== undefined && route.anchors.length > 0 && chainsTo(peer, route.anchors, `proxy:${route.prefix}`);
-    if (certOk) out.push({ kind: 'cert', name: peer.cn, role: peer.isRa ? 'ra' : 'device' });
+    if (certOk) {
+      o.checkRevoked?.(peer, `proxy:${route.prefix}`, route.anchors);
+      out.push({ kind: 'cert', name: peer.cn, role: peer.isRa ? 'ra' : 'device' });
+    }
     // with pass_authorization the header is the target's business, never read here
     const header = route.passAuthorization ? '' : ctx.get('Authorization');
     if (header) {

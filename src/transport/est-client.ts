@@ -230,6 +230,22 @@ export class EstClient {
     return { certificate: leaf, extra: certs.filter((c) => c !== leaf) };
   }
 
+  /**
+   * GET of another resource at the server's origin (a parent layer's /crl/),
+   * with the same TLS identity, trust and timeouts as the EST operations.
+   */
+  async getResource(path: string): Promise<EstResponse> {
+    if (!path.startsWith('/')) throw new EstError('malformed', `not an absolute path: ${path}`);
+    for (let stale = 0; ; stale++) {
+      try {
+        return (await this.exchange(`GET ${path}`, path, 'GET', false, false)).response;
+      } catch (e) {
+        if (!(e instanceof StaleConnection)) throw e;
+        if (stale >= MAX_STALE_RESENDS) throw e.error;
+      }
+    }
+  }
+
   /** Whether CSRs get PoP linking: configured, or (auto) because csrattrs lists challengePassword. */
   popWanted(): Promise<boolean> {
     if (this.o.pop === 'always') return Promise.resolve(true);
@@ -258,7 +274,7 @@ export class EstClient {
     for (;;) {
       let ex: Exchange;
       try {
-        ex = await this.exchange(op, method, basic, pop, build, extraHeaders);
+        ex = await this.exchange(op, estPath(this.url, this.o.label, op), method, basic, pop, build, extraHeaders);
       } catch (e) {
         if (!(e instanceof StaleConnection)) throw e;
         if (stale++ >= MAX_STALE_RESENDS) throw e.error;
@@ -302,14 +318,14 @@ export class EstClient {
 
   /** One HTTP/1.1 request on a fresh connection; the body is built once the TLS handshake is done. */
   private exchange(
-    op: Operation,
+    op: string,
+    path: string,
     method: 'GET' | 'POST',
     sendBasic: boolean,
     pop: boolean,
     build?: (s: TLSSocket) => Promise<Buffer>,
     extraHeaders: Record<string, string> = {},
   ): Promise<Exchange> {
-    const path = estPath(this.url, this.o.label, op);
     const timeoutMs = this.o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const connectTimeoutMs = Math.min(this.o.connectTimeoutMs ?? timeoutMs, timeoutMs);
     const headers: Record<string, string> = { 'User-Agent': 'estgw-client', Accept: '*/*', ...extraHeaders };

@@ -73,6 +73,8 @@ test.before(async () => {
         res.end(body);
       };
       if (req.url!.endsWith('/cacerts')) return reply('application/pkcs7-mime', encodeEstBase64(buildCertsOnly([parentCa.certDer])));
+      // no CRLs here, as at a libest parent
+      if (req.url!.startsWith('/crl/')) return void res.writeHead(404).end();
       const csr = parseCsr(decodeEstBase64(Buffer.concat(chunks)));
       enrollsSeen.push(commonNames(csr.subject)[0] ?? '');
       if (req.url!.endsWith('/serverkeygen')) {

@@ -75,6 +75,8 @@ async function fakeParent(answer: Answer, o: { answerAll?: boolean } = {}): Prom
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks);
+        // no CRLs here, as at a libest parent: the layer below has none to check against (not counted)
+        if (req.url!.startsWith('/crl/') && !o.answerAll) return text(res, 404, 'no CRLs here\n');
         const sock = req.socket as TLSSocket;
         seen.push({ method: req.method!, path: req.url!, headers: req.headers, body: body.toString('latin1'), tls: sock.getProtocol(), peerCn: sock.getPeerX509Certificate()?.subject.replace(/^.*CN=/s, '') });
         if (req.url!.endsWith('/cacerts') && !o.answerAll) certsOnly(res, 'application/pkcs7-mime', [parentCa.certDer]);

@@ -13,7 +13,7 @@ import type { Config } from '../../src/config/schema.js';
 import { toPem } from '../../src/est/base64.js';
 import { requestSubordinateCa } from '../../src/issuer/subca-request.js';
 import { preparePki } from '../../src/server/pki-setup.js';
-import { type RunningGateway, startGateway } from '../../src/server/gateway.js';
+import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/server/gateway.js';
 import { makeCsr } from '../helpers/pki.js';
 import { basic, httpsRequest } from '../helpers/http.js';
 import { certsOf } from '../helpers/est.js';
@@ -41,7 +41,18 @@ export interface ShippedHierarchy {
   middleRa: { certPem: string; keyPem: string };
   /** Passwords from config/hierarchy/secrets. */
   secret(name: string): Promise<string>;
+  /** Stops the middle layer; startMiddle() brings it back on the same port with the same files. */
+  stopMiddle(): Promise<void>;
+  startMiddle(): Promise<void>;
   close(): Promise<void>;
+}
+
+type LayerName = 'top' | 'middle' | 'bottom';
+export interface ShippedOptions {
+  /** Extra `key=value` settings per layer, after the shipped file's and the test ports. */
+  settings?: Partial<Record<LayerName, string[]>>;
+  /** Gateway options per layer (a logger that keeps lines, a clock). */
+  gateway?: Partial<Record<LayerName, GatewayOptions>>;
 }
 
 /** POSTs a CSR to LAYER[/label]/op; auth is a full Authorization value. */
@@ -55,7 +66,9 @@ export function post(layer: Layer, b64: string, o: { label?: string; op?: string
   });
 }
 
-export async function startShippedHierarchy(redisPrefix: string): Promise<ShippedHierarchy> {
+export async function startShippedHierarchy(redisPrefix: string, o: ShippedOptions = {}): Promise<ShippedHierarchy> {
+  const extra = (l: LayerName) => o.settings?.[l] ?? [];
+  const gwOpts = (l: LayerName): GatewayOptions => ({ logger: silent, ...o.gateway?.[l] });
   const ws = await mkdtemp(join(tmpdir(), 'estgw-shipped-'));
   const C = (f: string) => join(ws, 'config', 'hierarchy', f);
   const D = (f: string) => join(ws, 'data', 'hierarchy', f);
@@ -66,8 +79,8 @@ export async function startShippedHierarchy(redisPrefix: string): Promise<Shippe
   // the middle shares CA chains through Redis, as shipped; the others keep them in memory
   const redis = [`redis.url="redis://127.0.0.1:6379"`, `redis.key_prefix="${redisPrefix}"`];
   try {
-    const topCfg = await loadConfigFile(C('top.toml'), ['server.listen="127.0.0.1:0"']);
-    const topGw = await startGateway(topCfg, { logger: silent });
+    const topCfg = await loadConfigFile(C('top.toml'), ['server.listen="127.0.0.1:0"', ...extra('top')]);
+    const topGw = await startGateway(topCfg, gwOpts('top'));
     started.push(topGw);
     const rootPem = toPem('CERTIFICATE', topGw.pki.cas.get('root')!.certDer);
     await writeFile(D('top-root.pem'), rootPem);
@@ -84,8 +97,8 @@ export async function startShippedHierarchy(redisPrefix: string): Promise<Shippe
     await writeFile(D('middle/ra.key.pem'), middleRa.keyPem, { mode: 0o600 });
 
     const up = (labels: string[], url: string) => labels.map((l) => `labels.${l}.upstream.url="${url}"`);
-    const middleCfg = await loadConfigFile(C('middle.toml'), ['server.listen="127.0.0.1:0"', ...redis, ...up(['default', 'ra', 'subca'], top.url)]);
-    const middleGw = await startGateway(middleCfg, { logger: silent });
+    const middleCfg = await loadConfigFile(C('middle.toml'), ['server.listen="127.0.0.1:0"', ...redis, ...up(['default', 'ra', 'subca'], top.url), ...extra('middle')]);
+    const middleGw = await startGateway(middleCfg, gwOpts('middle'));
     started.push(middleGw);
     const middleTls = toPem('CERTIFICATE', middleGw.pki.cas.get('tls')!.certDer);
     await writeFile(D('middle-tls.pem'), middleTls);
@@ -95,16 +108,28 @@ export async function startShippedHierarchy(redisPrefix: string): Promise<Shippe
     await writeFile(D('bottom/ra.cert.pem'), bottomRa.certPem);
     await writeFile(D('bottom/ra.key.pem'), bottomRa.keyPem, { mode: 0o600 });
 
-    const bottomCfg = await loadConfigFile(C('bottom.toml'), ['server.listen="127.0.0.1:0"', ...up(['default'], middle.url), `cas.bottom.request.url="${middle.url}"`]);
+    const bottomCfg = await loadConfigFile(C('bottom.toml'), ['server.listen="127.0.0.1:0"', ...up(['default'], middle.url), `cas.bottom.request.url="${middle.url}"`, ...extra('bottom')]);
     const pki = await preparePki(bottomCfg, { create: true, requestCa: (name, dir) => requestSubordinateCa(name, dir, bottomCfg.cas[name]!) });
-    const bottomGw = await startGateway(bottomCfg, { logger: silent, pki });
+    const bottomGw = await startGateway(bottomCfg, { ...gwOpts('bottom'), pki });
     started.push(bottomGw);
     const bottom: Layer = { gw: bottomGw, cfg: bottomCfg, url: bottomGw.url, trust: rootPem };
 
+    const middlePort = middleGw.port;
+    let middleUp = true;
     return {
       ws, top, middle, bottom, rootPem, bottomRa, middleRa, secret,
+      async stopMiddle() {
+        middleUp = false;
+        await middle.gw.close();
+      },
+      async startMiddle() {
+        middle.gw = await startGateway({ ...middleCfg, server: { ...middleCfg.server, listen: `127.0.0.1:${middlePort}` } }, gwOpts('middle'));
+        middleUp = true;
+      },
       async close() {
-        for (const g of started.reverse()) await g.close();
+        await bottomGw.close();
+        if (middleUp) await middle.gw.close();
+        await topGw.close();
         await rm(ws, { recursive: true, force: true });
       },
     };

@@ -1,17 +1,44 @@
-// A certificate this layer revoked never speaks for anyone here again: not as a
-// client or RA on any label, not as the certificate being renewed (in TLS or in
-// an RA's Client-Cert), so it can neither renew nor enroll another one.
+// A revoked certificate, or one below a revoked CA, never speaks for anyone
+// here again: not as a client or RA on any label, not as the certificate being
+// renewed (in TLS or in an RA's Client-Cert), so it can neither renew nor
+// enroll another one. The RevocationAuthority answers for the whole chain,
+// from the ledger (local CAs) and the CRLs fetched from the parent.
 import type { Context, Next } from 'koa';
+import { type CertFields, parseCertificate } from '../../est/certificate.js';
+import type { Label } from '../label.js';
+import { type ChainLink, chainLinks } from '../revocation.js';
 import type { Services } from '../services.js';
-import type { EstState } from '../state.js';
+import type { EstState, PeerCertificate } from '../state.js';
 
 type Ctx = Context & { state: EstState };
 
-/** After authentication: the client certificate that authenticated. */
+/** Every CA certificate this label knows that could continue a chain. */
+const candidates = (label: Label, sent: Buffer[]) => [...sent, ...label.issuingCas, ...label.clientAnchors, ...label.raAnchors];
+
+// once per connection (keep-alive reuses it) and label: the certificate is parsed once
+const peerLinks = new WeakMap<PeerCertificate, Map<string, ChainLink[]>>();
+const peerFields = new WeakMap<PeerCertificate, CertFields>();
+
+/** The TLS client certificate's chain as revocation sees it; also for the [[proxy]] routes, with their anchors. */
+export function linksOfPeer(peer: PeerCertificate, key: string, anchors: Buffer[]): ChainLink[] {
+  let byKey = peerLinks.get(peer);
+  if (!byKey) peerLinks.set(peer, (byKey = new Map()));
+  let links = byKey.get(key);
+  if (!links) {
+    let fields = peerFields.get(peer);
+    if (!fields) peerFields.set(peer, (fields = parseCertificate(peer.der)));
+    byKey.set(key, (links = chainLinks(fields, [...peer.chain.slice(1), ...anchors])));
+  }
+  return links;
+}
+
+const labelLinks = (peer: PeerCertificate, label: Label) => linksOfPeer(peer, `label:${label.name}`, candidates(label, []));
+
+/** After authentication: the client certificate that authenticated, and its chain. */
 export function refuseRevokedClient(s: Services) {
   return async function notRevokedClient(ctx: Ctx, next: Next): Promise<void> {
-    const { identity, peer } = ctx.state;
-    if (s.ledger && identity?.kind === 'cert' && peer) s.ledger.assertNotRevoked(peer.der, identity.role === 'ra' ? 'RA certificate' : 'client certificate');
+    const { identity, peer, label } = ctx.state;
+    if (s.revocation && identity?.kind === 'cert' && peer) s.revocation.assertNotRevoked(labelLinks(peer, label!), identity.role === 'ra' ? 'RA certificate' : 'client certificate');
     await next();
   };
 }
@@ -19,8 +46,13 @@ export function refuseRevokedClient(s: Services) {
 /** After checkReenrollIdentity: the certificate being renewed, relayed or in TLS (on a Basic-only label it authenticated nothing). */
 export function refuseRevokedRenewal(s: Services) {
   return async function notRevokedRenewal(ctx: Ctx, next: Next): Promise<void> {
-    const { currentCert } = ctx.state;
-    if (s.ledger && currentCert) s.ledger.assertNotRevoked(currentCert, 'certificate being renewed');
+    const { currentCert, currentFields, peer, label } = ctx.state;
+    if (s.revocation && currentCert) {
+      const links = peer && currentCert === peer.der
+        ? labelLinks(peer, label!)
+        : chainLinks(currentFields ?? parseCertificate(currentCert), candidates(label!, []));
+      s.revocation.assertNotRevoked(links, 'certificate being renewed');
+    }
     await next();
   };
 }

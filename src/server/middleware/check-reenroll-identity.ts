@@ -67,6 +67,7 @@ export async function checkReenrollIdentity(ctx: Context & { state: EstState }, 
     throw forbidden('re-enrollment must keep the subjectAltName of the certificate being renewed');
   }
   ctx.state.currentCert = currentDer;
+  ctx.state.currentFields = current;
   ctx.state.reenrollKind = current.spki.equals(csr!.spki) ? 'renew' : 'rekey';
   // an RA renews on behalf of its subtree, so within its grants, as when it enrolls:
   // certificates are public, and the relayed one proves nothing about the RA's authority
