@@ -27,7 +27,8 @@ export function linksOfPeer(peer: PeerCertificate, key: string, anchors: Buffer[
   if (!links) {
     let fields = peerFields.get(peer);
     if (!fields) peerFields.set(peer, (fields = parseCertificate(peer.der)));
-    byKey.set(key, (links = chainLinks(fields, [...peer.chain.slice(1), ...anchors])));
+    // the layer's own CA certificates first: one the client sent under the same name must not choose which CRL speaks
+    byKey.set(key, (links = chainLinks(fields, [...anchors, ...peer.chain.slice(1)])));
   }
   return links;
 }
