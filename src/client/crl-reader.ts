@@ -37,7 +37,9 @@ export interface ClientCrl {
   revoked: Map<string, CrlRevokedEntry>;
 }
 
-export const serialKey = (magnitude: Buffer): string => magnitude.toString('hex').replace(/^(00)+(?=.)/, '');
+/** Serials compared as X.509 tools print them: lower-case hex without the sign's leading zero bytes. */
+export const normalSerial = (hex: string): string => hex.toLowerCase().replace(/^(00)+(?=.)/, '');
+export const serialKey = (magnitude: Buffer): string => normalSerial(magnitude.toString('hex'));
 
 const isTime = (t: Tlv | undefined) => t?.tag === Tag.UTCTime || t?.tag === Tag.GeneralizedTime;
 

@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import { type EstError, isEstError } from '../errors.js';
 import { toPem } from '../est/base64.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import type { ClientCrl } from './crl-reader.js';
+import { type ClientCrl, normalSerial } from './crl-reader.js';
 import { CrlRound, type RevocationReport, checkCertificate } from './revocation.js';
 import { formatName } from '../est/name.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
@@ -306,7 +306,7 @@ export class ClientDaemon {
         unsure = true;
         this.log.warn({ cert: j.spec.name, why: report.why }, 'revocation status unknown');
       }
-      if (report.state === 'revoked' && report.serial === j.serial && j.revokedSerial !== j.serial) {
+      if (report.state === 'revoked' && j.serial !== undefined && report.serial === normalSerial(j.serial) && j.revokedSerial !== j.serial) {
         this.onRevoked(j, `${report.reason} on ${report.revokedAt}, CRL ${report.crl} #${report.crlNumber}`);
       }
     }
