@@ -2,12 +2,15 @@
 // sign goes on record before it leaves the process, revocation goes through
 // here (gateway and `estgw certs` alike), and each local CA's CRL is signed
 // from the revocations on record.
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { EstError, forbidden } from '../errors.js';
 import { parseCertificate } from '../est/certificate.js';
 import { type Rdns, formatName, parseGeneralNames, parseNameDer } from '../est/name.js';
-import { type KeyInfo, describeKey, keyIdentifier } from '../est/spki.js';
+import { type KeyInfo, describeKey, describeSpki, keyIdentifier } from '../est/spki.js';
+import { OID } from '../est/oids.js';
+import { issuedBy } from '../pki/issued-by.js';
 import type { CaMaterial } from '../pki/ca.js';
 import { type RevocationReason, buildCrl } from '../pki/crl.js';
 import { serialHex } from '../pki/issuance.js';
@@ -71,6 +74,9 @@ export interface LedgerOptions {
   sync?: 'fsync' | 'os';
 }
 
+/** Who asked for a certificate signed at setup: the layer itself. */
+export const SETUP_IDENTITY = 'setup';
+
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString();
 const keyIdOf = (ca: CaMaterial) => (ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)).toString('hex');
 
@@ -133,6 +139,36 @@ export class Ledger {
       throw new EstError('unavailable', 'the issuance ledger could not record the certificate, so none is issued', { retryAfter: 30, cause: e });
     }
     this.o.onRecorded?.(i.ca.name);
+  }
+
+  /**
+   * A certificate a local CA signed outside enrollment (this layer's TLS
+   * certificate, a sub-CA created at setup): put on record when it is not, so
+   * every certificate the CAs signed can be listed and revoked. Returns the CA
+   * that signed it, or undefined when no local CA did.
+   */
+  async recordSetup(der: Buffer, what: { label: string; op: string }): Promise<string | undefined> {
+    const x = new X509Certificate(der);
+    const signer = [...this.cas].find(([, c]) => !c.material.certDer.equals(der) && issuedBy(x, c.material.cert));
+    if (!signer) return undefined;
+    const [ca, { material }] = signer;
+    const f = parseCertificate(der);
+    const serial = serialHex(f.serial);
+    if (this.store.get(ca, serial)) return ca;
+    const san = f.extensions.find((e) => e.oid === OID.subjectAltName)?.value;
+    try {
+      await this.store.record({
+        serial, ca, issuer: formatName(material.fields.subject), issuerKeyId: keyIdOf(material), subject: formatName(f.subject),
+        sans: san ? parseGeneralNames(san).map((n) => `${n.type}:${n.value}`) : [], keyType: describeKey(describeSpki(f.spki)),
+        notBefore: f.notBefore.toISOString(), notAfter: f.notAfter.toISOString(), issuedAt: f.notBefore.toISOString(),
+        label: what.label, op: what.op, identity: SETUP_IDENTITY, islanded: false, caCert: !!f.basicConstraints?.ca, der,
+      });
+    } catch (e) {
+      // another worker recorded it first
+      if (!this.store.get(ca, serial)) throw e;
+    }
+    // not counted in estgw_ca_certificates_issued_total: that counts what enrollment issued
+    return ca;
   }
 
   /** The revocation of this certificate by a local CA, if any: matched on issuer name and serial, as X.509 identifies a certificate. */

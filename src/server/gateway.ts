@@ -15,7 +15,7 @@ import { upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
 import { Ledger, type LedgerCa, ledgerCas } from '../ledger/ledger.js';
 import { serveCrls } from './crl.js';
-import { type Pki, preparePki } from './pki-setup.js';
+import { type Pki, preparePki, recordSetupCertificates } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
 import { guardConnections } from './connection-guard.js';
@@ -77,6 +77,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const ledger = pki.cas.size ? Ledger.open(cfg.server.data_dir, ledgerCas(cfg, pki.cas), { sync: cfg.server.ledger_sync, onRecorded: (ca) => metrics.recordedCertificate(ca) }) : undefined;
   if (ledger) {
     metrics.watchLedger(ledger);
+    // before the TLS certificate is presented or a sub-CA served: on record like everything the CAs sign
+    await recordSetupCertificates(ledger, pki);
     ledger.refreshCrls();
   }
 
@@ -246,6 +248,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     ...(crlServer ? { crlPort: (crlServer.address() as AddressInfo).port } : {}),
     async reload(next: Pki) {
       ledger?.setCas(ledgerCas(cfg, next.cas));
+      // a new sub-CA signed a new TLS certificate
+      if (ledger) await recordSetupCertificates(ledger, next);
       await buildLabels(next);
       // a new sub-CA key signs its CRL at once
       try {
