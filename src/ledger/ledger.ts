@@ -213,6 +213,13 @@ export class Ledger {
     for (const name of this.cas.keys()) this.crl(name);
   }
 
+  /** Per local CA: certificates not revoked that expire within `windowMs` from now (expired ones not counted). */
+  expiringCounts(windowMs: number): Map<string, number> {
+    const now = this.now();
+    const counts = this.store.expiringCounts(now, now + windowMs);
+    return new Map(this.caNames().map((ca) => [ca, counts.get(ca) ?? 0]));
+  }
+
   /** thisUpdate/nextUpdate of each local CA's stored CRL, as it is (not refreshed). */
   crlStatus(): Map<string, { thisUpdate: Date; nextUpdate: Date } | undefined> {
     const out = new Map<string, { thisUpdate: Date; nextUpdate: Date } | undefined>();
