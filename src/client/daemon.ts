@@ -301,10 +301,12 @@ export class ClientDaemon {
     for (const j of this.jobs) {
       const report = await this.revocationOf(j, round).catch((e: unknown): RevocationReport => ({ state: 'unknown', checkedAt: new Date(round.now).toISOString(), why: oneLine(e) }));
       if (!report) continue;
+      const before = j.revocation;
       j.revocation = report;
       if (report.state === 'unknown') {
         unsure = true;
-        this.log.warn({ cert: j.spec.name, why: report.why }, 'revocation status unknown');
+        // once per change, not at every retry
+        if (before?.state !== 'unknown' || before.why !== report.why) this.log.warn({ cert: j.spec.name, why: report.why }, 'revocation status unknown');
       }
       if (report.state === 'revoked' && j.serial !== undefined && report.serial === normalSerial(j.serial) && j.revokedSerial !== j.serial) {
         this.onRevoked(j, `${report.reason} on ${report.revokedAt}, CRL ${report.crl} #${report.crlNumber}`);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClientDaemon } from '../../src/client/daemon.js';
+import { ClientMetrics } from '../../src/client/metrics.js';
 import { readPairFiles } from '../../src/client/pair.js';
 import { CrlRound, checkChain } from '../../src/client/revocation.js';
 import type { CertSpec } from '../../src/client/spec.js';
@@ -149,7 +150,8 @@ test("the server's 403 for a revoked certificate (no CRL check): replaced throug
   for (const reenrollRevoked of [true, false]) {
     const s = spec(`forbidden-${reenrollRevoked}`, { reenrollRevoked });
     // no [crl]: only the renewal's answer can tell
-    const d = new ClientDaemon({ certs: [s], statusFile: join(dir, `forbidden-${reenrollRevoked}.json`), logLevel: 'silent' });
+    const metrics = new ClientMetrics();
+    const d = new ClientDaemon({ certs: [s], statusFile: join(dir, `forbidden-${reenrollRevoked}.json`), logLevel: 'silent' }, { metrics });
     t.true((await d.runOnce())[0]!.ok);
     const before = await readPairFiles(s.certFile, s.keyFile);
     await revoke(serialOf(before.certPem), 'cessationOfOperation');
@@ -174,6 +176,7 @@ test("the server's 403 for a revoked certificate (no CRL check): replaced throug
       t.is(gw.audit().length, count, 'no doomed renewal retried');
       t.is(await readFile(s.certFile, 'utf8'), before.certPem);
     }
+    t.regex(await metrics.registry.metrics(), new RegExp(`^estgw_client_renewal_stopped\\{cert="${s.name}"\\} ${reenrollRevoked ? 0 : 1}$`, 'm'));
   }
 });
 
@@ -181,7 +184,8 @@ test('the daemon fetches CRLs again on its schedule, before nextUpdate, and keep
   const s = spec('sched', { threshold: '80%' });
   const out = join(dir, 'sched-crls.pem');
   const clock = new FakeClock(Date.now());
-  const d = new ClientDaemon({ certs: [s], statusFile: join(dir, 'sched.json'), logLevel: 'silent', crl: { refreshMs: 24 * H, out } }, { clock });
+  const metrics = new ClientMetrics();
+  const d = new ClientDaemon({ certs: [s], statusFile: join(dir, 'sched.json'), logLevel: 'silent', crl: { refreshMs: 24 * H, out } }, { clock, metrics });
   const settle = async () => {
     await d.idle();
     await new Promise((r) => setImmediate(r));
@@ -203,6 +207,7 @@ test('the daemon fetches CRLs again on its schedule, before nextUpdate, and keep
   t.regex(text, new RegExp(`Serial Number: ${serialOf(await readFile(victim.certFile, 'utf8')).toUpperCase()}`));
   const st = await readStatus(join(dir, 'sched.json'));
   t.is(st.certs[0]!.revocation?.state, 'good');
+  t.regex(await metrics.registry.metrics(), /^estgw_client_cert_revoked\{cert="sched"\} 0$/m);
   await d.stop();
 });
 
