@@ -12,7 +12,7 @@ import { type EstError, isEstError } from '../errors.js';
 import { toPem } from '../est/base64.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { type ClientCrl, normalSerial } from './crl-reader.js';
-import { CrlRound, type RevocationReport, checkCertificate } from './revocation.js';
+import { CrlRound, type RevocationReport, checkCertificate, crlKey } from './revocation.js';
 import { formatName } from '../est/name.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import { type Logger, silentLogger } from '../util/log.js';
@@ -296,7 +296,10 @@ export class ClientDaemon {
   /** Checks every current certificate against its gateway's CRLs, acts on a revoked one, and keeps `[crl] out` fresh. */
   private async checkRevocation(): Promise<void> {
     const crl = this.cfg.crl!;
-    const round = new CrlRound(this.clock.now());
+    const round = new CrlRound(this.clock.now(), (c) => {
+      const seen = this.crls.get(crlKey(c));
+      return seen && seen.number > c.number ? seen : c;
+    });
     let unsure = false;
     for (const j of this.jobs) {
       const report = await this.revocationOf(j, round).catch((e: unknown): RevocationReport => ({ state: 'unknown', checkedAt: new Date(round.now).toISOString(), why: oneLine(e) }));
@@ -313,9 +316,8 @@ export class ClientDaemon {
       }
     }
     for (const c of await round.verified()) {
-      const key = `${c.issuerDer.toString('hex')}:${c.authorityKeyId?.toString('hex') ?? ''}`;
-      const had = this.crls.get(key);
-      if (!had || had.number < c.number) this.crls.set(key, c);
+      const had = this.crls.get(crlKey(c));
+      if (!had || had.number < c.number) this.crls.set(crlKey(c), c);
     }
     if (crl.out) await this.writeCrlOut(crl.out);
     const now = this.clock.now();

@@ -96,7 +96,15 @@ export class CrlRound {
   private readonly indexes = new Map<string, Promise<IndexEntry[]>>();
   private readonly results = new Map<string, Promise<CrlResult>>();
 
-  constructor(readonly now: number) {}
+  /**
+   * `newest`, given a verified CRL, may answer a newer one of the same CA key
+   * seen before: a gateway (or whoever sits in its place) that replays an older,
+   * still current CRL cannot hide a revocation already seen.
+   */
+  constructor(
+    readonly now: number,
+    private readonly newest: (crl: ClientCrl) => ClientCrl = (c) => c,
+  ) {}
 
   private index(t: CrlTarget): Promise<IndexEntry[]> {
     const key = `${new URL(t.url).origin}\n${t.trust ?? ''}`;
@@ -144,12 +152,15 @@ export class CrlRound {
       }
       const bad = crlSignatureProblem(crl, caDer);
       if (bad) return { ok: false, why: `/crl/${entry.name}.crl is not the CRL of "${issuer}": ${bad}` };
-      return { ok: true, name: entry.name, crl };
+      return { ok: true, name: entry.name, crl: this.newest(crl) };
     } catch (e) {
       return { ok: false, why: (e as Error).message };
     }
   }
 }
+
+/** Which CA key signed a CRL: its issuer name and authority key identifier. */
+export const crlKey = (c: ClientCrl): string => `${c.issuerDer.toString('hex')}:${c.authorityKeyId?.toString('hex') ?? ''}`;
 
 /** Leaf first, up to the anchor: from the certificate file, to the configured anchors (or the file's own root). */
 export function chainOf(certPem: string, anchors: Buffer[]): Buffer[] | undefined {

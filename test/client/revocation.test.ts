@@ -4,7 +4,7 @@
 // replaced through the bootstrap credential only when reenroll_revoked allows;
 // otherwise renewal stops and status says why. Forged or broken CRLs answer
 // "unknown", never "not revoked".
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -211,6 +211,40 @@ test('the daemon fetches CRLs again on its schedule, before nextUpdate, and keep
   await d.stop();
 });
 
+/** A TLS server on port 0 (its own root) that serves `index` at /crl/ and `body` for any CRL, changeable. */
+async function crlRelay(t: ExecutionContext, index: unknown, body: Buffer) {
+  const fx = await tlsFixture('estgw-crl-relay-', 'CRL relay root');
+  t.teardown(() => rm(fx.dir, { recursive: true, force: true }));
+  const relay = { body, fx, url: '' };
+  const server = await startTinyServer(fx.tls, (req) =>
+    req.path === '/crl/'
+      ? httpResponse('200 OK', { 'Content-Type': 'application/json' }, JSON.stringify(index))
+      : httpResponse('200 OK', { 'Content-Type': 'application/pkix-crl' }, relay.body),
+  );
+  t.teardown(() => server.close());
+  relay.url = server.url;
+  return relay;
+}
+
+test('a gateway replaying an older, still current CRL cannot hide a revocation the daemon has seen', async (t) => {
+  const s = spec('rollback', { threshold: '80%' });
+  await new ClientDaemon({ certs: [s], statusFile: join(dir, 'rollback-enroll.json'), logLevel: 'silent' }).runOnce();
+  const before = gw.gateway.ledger!.crl('root')!;
+  gw.gateway.ledger!.revoke(serialOf(await readFile(s.certFile, 'utf8')), 'keyCompromise', 'test');
+  const after = gw.gateway.ledger!.crl('root')!;
+  const relay = await crlRelay(t, { crls: gw.gateway.ledger!.crlIndex() }, after);
+  // the daemon asks the relay: its TLS root joins the anchors
+  const d = new ClientDaemon(
+    { certs: [{ ...s, url: relay.url, trustFiles: [gw.caFile, relay.fx.ca.file] }], statusFile: join(dir, 'rollback.json'), logLevel: 'silent', crl: { refreshMs: H } },
+  );
+  await d.runOnce();
+  t.is(d.status().certs[0]!.revocation?.state, 'revoked');
+  relay.body = before;
+  t.is((await checkChain([fromPemAll(await readFile(s.certFile, 'utf8'), 'CERTIFICATE')[0]!, gw.gateway.pki.cas.get('root')!.certDer], { url: relay.url, trust: relay.fx.ca.pem, timeoutMs: 5000 }, new CrlRound(Date.now()))).state, 'good', 'the older CRL alone says not revoked');
+  await d.runOnce();
+  t.like(d.status().certs[0]!.revocation, { state: 'revoked', reason: 'keyCompromise' });
+});
+
 test('a forged, tampered or truncated CRL answers "unknown" with why, never "not revoked"', async (t) => {
   const s = spec('forged', {});
   await new ClientDaemon({ certs: [s], statusFile: join(dir, 'forged.json'), logLevel: 'silent' }).runOnce();
@@ -222,17 +256,9 @@ test('a forged, tampered or truncated CRL answers "unknown" with why, never "not
   const flipped = Buffer.from(real);
   flipped[flipped.length - 5]! ^= 0x01;
   const bodies: Record<string, Buffer> = { truncated: real.subarray(0, real.length - 10), tampered: flipped, foreign, trailing: Buffer.concat([real, Buffer.from([0])]) };
-  const fx = await tlsFixture('estgw-forged-crl-', 'forged CRL server root');
-  t.teardown(() => rm(fx.dir, { recursive: true, force: true }));
-  let body = real;
-  const server = await startTinyServer(fx.tls, (req) =>
-    req.path === '/crl/'
-      ? httpResponse('200 OK', { 'Content-Type': 'application/json' }, JSON.stringify(index))
-      : httpResponse('200 OK', { 'Content-Type': 'application/pkix-crl' }, body),
-  );
-  t.teardown(() => server.close());
+  const relay = await crlRelay(t, index, real);
   const chain = [fromPemAll(await readFile(s.certFile, 'utf8'), 'CERTIFICATE')[0]!, gw.gateway.pki.cas.get('root')!.certDer];
-  const target = { url: server.url, trust: fx.ca.pem, timeoutMs: 5000 };
+  const target = { url: relay.url, trust: relay.fx.ca.pem, timeoutMs: 5000 };
   t.is((await checkChain(chain, target, new CrlRound(Date.now()))).state, 'good', 'the genuine CRL, relayed by anyone, verifies');
   const why: Record<string, RegExp> = {
     truncated: /truncated DER/,
@@ -241,13 +267,13 @@ test('a forged, tampered or truncated CRL answers "unknown" with why, never "not
     trailing: /trailing bytes/,
   };
   for (const [name, b] of Object.entries(bodies)) {
-    body = b;
+    relay.body = b;
     const r = await checkChain(chain, target, new CrlRound(Date.now()));
     t.is(r.state, 'unknown', name);
     if (r.state === 'unknown') t.regex(r.why, why[name]!, name);
   }
   // an index that is not what the gateway serves
-  body = real;
+  relay.body = real;
   index.crls[0].keyId = 'zz';
   const r = await checkChain(chain, target, new CrlRound(Date.now()));
   t.is(r.state, 'unknown');
