@@ -22,6 +22,9 @@ const span = (what: string, durationOnly = false) =>
     }
   });
 
+const DEFAULT_CRL_REFRESH = '1h';
+export const DEFAULT_CRL_REFRESH_MS = parseDurationMs(DEFAULT_CRL_REFRESH);
+
 const shared = {
   url: z.string().url().optional().describe('EST base URL, https://HOST:PORT/.well-known/est.'),
   label: z.string().optional().describe('RFC 7030 §3.2.2 label (CA) on the server.'),
@@ -70,11 +73,11 @@ export const clientConfigSchema = z
     crl: z
       .object({
         check: z.boolean().default(true).describe('Check each certificate against the CRLs its gateway serves (GET /crl/), at start and every `refresh`.'),
-        refresh: span('crl.refresh', true).default('1h').describe('How often CRLs are fetched again; sooner when one nears its nextUpdate.'),
+        refresh: span('crl.refresh', true).default(DEFAULT_CRL_REFRESH).describe('How often CRLs are fetched again; sooner when one nears its nextUpdate.'),
         out: z.string().optional().describe('Keep a PEM file of every CRL of the certificates\' chains here, for local relying parties (written atomically, refreshed before nextUpdate).'),
       })
       .strict()
-      .default({ check: true, refresh: '1h' })
+      .default({ check: true, refresh: DEFAULT_CRL_REFRESH })
       .describe('Revocation: the CRLs the client fetches from its gateway.'),
     defaults: z.object(shared).strict().default({}).describe('What every [certs.NAME] shares; each may override any of it.'),
     certs: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'certificate names are letters, digits, _ . -'), certSchema).describe('The certificates to keep fresh.'),

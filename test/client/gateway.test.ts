@@ -327,6 +327,7 @@ test('the tutorial\'s config.toml (ports and paths adapted) gets the device iden
   t.is(st.code, 0, st.stderr);
   t.regex(st.stdout.toString(), /device-id .*\n  subject +CN=myiotedgedevice/);
   t.regex(st.stdout.toString(), /last error +-/);
+  t.regex(st.stdout.toString(), /revocation +not revoked \(CRL #\d+/, 'IoT Edge configurations are checked against the CRLs too');
 });
 
 test('config.toml without trusted_certs trusts the system roots: refused without the CA there, enrolled with it (NODE_EXTRA_CA_CERTS)', async (t) => {
