@@ -8,7 +8,8 @@ import { ConfigError, applyOverrides, embeddedConfig, loadConfigFile } from '../
 import { join } from 'node:path';
 import { replaceSubordinateCa, requestSubordinateCa } from '../issuer/subca-request.js';
 import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
-import { caDir, preparePki } from '../server/pki-setup.js';
+import { caDir, preparePki, recordSetupCertificates } from '../server/pki-setup.js';
+import { Ledger, ledgerCas } from '../ledger/ledger.js';
 import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
 import { serve, serveWorker } from '../server/serve.js';
@@ -149,6 +150,15 @@ async function cmdCa(argv: string[]): Promise<number> {
   if (sub !== 'init') throw new UsageError('usage: estgw ca init [--config FILE] [--data-dir DIR] | estgw ca request-subca --config FILE [--ca NAME] [--force]');
   const cfg = await loadForCommand(rest);
   const pki = await preparePki(cfg, { create: true, requestCa: (name, dir) => requestSubordinateCa(name, dir, cfg.cas[name]!) });
+  // the TLS certificate and sub-CAs just signed go on record, as the gateway would put them at its start
+  if (pki.cas.size) {
+    const ledger = Ledger.open(cfg.server.data_dir, ledgerCas(cfg, pki.cas), { sync: cfg.server.ledger_sync });
+    try {
+      for (const r of await recordSetupCertificates(ledger, pki)) process.stdout.write(`on record: ${r.op} certificate signed by CA "${r.ca}"\n`);
+    } finally {
+      await ledger.close();
+    }
+  }
   for (const [name, ca] of pki.cas) {
     const fp = sha256Fingerprint(ca.chain.at(-1)!);
     process.stdout.write(

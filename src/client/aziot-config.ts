@@ -11,7 +11,7 @@ import { NAME_ATTR_OID } from '../est/oids.js';
 import { parseSpan } from '../util/durations.js';
 import { DEFAULT_POLICY, type RenewalPolicy } from './schedule.js';
 import type { CertSpec, ClientConfig, Credentials } from './spec.js';
-import { readTomlFile } from './config.js';
+import { DEFAULT_CRL_REFRESH_MS, readTomlFile } from './config.js';
 
 export interface AziotOptions {
   /** Where the certificates and keys are written (aziot keeps them in its own stores, which we do not touch). */
@@ -219,5 +219,7 @@ export async function loadAziotConfig(file: string, o: AziotOptions): Promise<Cl
     statusFile: o.statusFile ?? join(o.outDir, 'status.json'),
     logLevel: o.logLevel ?? 'info',
     ...(o.metricsListen ? { metricsListen: o.metricsListen } : {}),
+    // IoT Edge's file has no revocation keys: our own file's defaults (checked hourly, revoked not replaced)
+    crl: { refreshMs: DEFAULT_CRL_REFRESH_MS },
   };
 }

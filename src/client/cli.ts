@@ -26,7 +26,9 @@ import { type CsrSource, EstClient, type EstClientOptions } from '../transport/e
 import { ClientMetrics } from './metrics.js';
 import { readPairFiles } from './pair.js';
 import type { ClientConfig } from './spec.js';
-import { formatStatus, readStatus } from './status.js';
+import { CrlRound, checkCertificate } from './revocation.js';
+import { type StatusDoc, formatStatus, readStatus } from './status.js';
+import { PairStore } from './store.js';
 import { ensureTrust } from './trust.js';
 
 const ONE_SHOT: CommandUsage[] = [
@@ -304,10 +306,23 @@ async function cmdClientRun(v: Values): Promise<number> {
 }
 
 async function cmdClientStatus(v: Values): Promise<number> {
-  const file = v['status-file'] ?? (await loadDaemonConfig(v)).statusFile;
-  const doc = await readStatus(file);
+  const cfg = v['status-file'] === undefined ? await loadDaemonConfig(v) : undefined;
+  const doc = await readStatus(v['status-file'] ?? cfg!.statusFile);
+  // with the configuration at hand, revocation is asked of the gateway now, not taken from the daemon's last check
+  if (cfg?.crl) await checkRevocationNow(cfg, doc);
   process.stdout.write(v.json ? `${JSON.stringify(doc, null, 2)}\n` : formatStatus(doc, Date.now()));
   return 0;
+}
+
+async function checkRevocationNow(cfg: ClientConfig, doc: StatusDoc): Promise<void> {
+  const round = new CrlRound(Date.now());
+  await Promise.all(
+    cfg.certs.map(async (spec) => {
+      const entry = doc.certs.find((c) => c.name === spec.name);
+      const pem = entry && (await new PairStore(spec.certFile, spec.keyFile).read());
+      if (entry && pem) entry.revocation = await checkCertificate(spec, pem.certPem, round);
+    }),
+  );
 }
 
 const COMMANDS: Record<string, (v: Values) => Promise<number>> = {

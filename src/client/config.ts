@@ -22,6 +22,9 @@ const span = (what: string, durationOnly = false) =>
     }
   });
 
+const DEFAULT_CRL_REFRESH = '1h';
+export const DEFAULT_CRL_REFRESH_MS = parseDurationMs(DEFAULT_CRL_REFRESH);
+
 const shared = {
   url: z.string().url().optional().describe('EST base URL, https://HOST:PORT/.well-known/est.'),
   label: z.string().optional().describe('RFC 7030 §3.2.2 label (CA) on the server.'),
@@ -43,6 +46,7 @@ const shared = {
   rotate_key: z.boolean().optional().describe('New key at each renewal (default true).'),
   timeout: span('timeout', true).optional().describe('Per request ("30s" by default).'),
   post_renew: z.string().optional().describe('Shell command run after each renewal, with ESTGW_CERT_NAME, ESTGW_CERT_FILE and ESTGW_KEY_FILE set (e.g. to reload a service).'),
+  reenroll_revoked: z.boolean().optional().describe('When the certificate is revoked (any reason, superseded too): enroll a new one with a new key through the bootstrap credential (bootstrap_cert, or username/password). Default false: revocation is how an operator cuts a device off, and a device holding the shared bootstrap credential would otherwise undo it; renewal then stops and status says why.'),
 };
 
 const certSchema = z
@@ -66,6 +70,15 @@ export const clientConfigSchema = z
     status_file: z.string().default('/var/lib/estgw-client/status.json').describe('JSON status read by `estgw client status`.'),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the JSON lines on stdout.'),
     metrics_listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/]+):\d{1,5}$/, 'must be HOST:PORT').optional().describe('Serve Prometheus metrics on HOST:PORT/metrics.'),
+    crl: z
+      .object({
+        check: z.boolean().default(true).describe('Check each certificate against the CRLs its gateway serves (GET /crl/), at start and every `refresh`.'),
+        refresh: span('crl.refresh', true).default(DEFAULT_CRL_REFRESH).describe('How often CRLs are fetched again; sooner when one nears its nextUpdate.'),
+        out: z.string().optional().describe('Keep a PEM file of every CRL of the certificates\' chains here, for local relying parties (written atomically, refreshed before nextUpdate).'),
+      })
+      .strict()
+      .default({ check: true, refresh: DEFAULT_CRL_REFRESH })
+      .describe('Revocation: the CRLs the client fetches from its gateway.'),
     defaults: z.object(shared).strict().default({}).describe('What every [certs.NAME] shares; each may override any of it.'),
     certs: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'certificate names are letters, digits, _ . -'), certSchema).describe('The certificates to keep fresh.'),
   })
@@ -162,6 +175,7 @@ export async function loadClientConfig(path: string): Promise<ClientConfig> {
       },
       pop: v.pop ?? 'auto',
       ...(v.post_renew ? { postRenew: v.post_renew } : {}),
+      reenrollRevoked: v.reenroll_revoked ?? false,
       timeoutMs: v.timeout ? parseDurationMs(v.timeout, 'timeout') : DEFAULT_TIMEOUT_MS,
     });
   }
@@ -174,6 +188,8 @@ export async function loadClientConfig(path: string): Promise<ClientConfig> {
       else owners.set(file, `certs.${c.name}.${what}`);
     }
   }
+  if (f.crl.out !== undefined && !f.crl.check) problems.push(`${path}: crl.out needs crl.check = true`);
   if (problems.length) throw new ConfigError(problems);
-  return { certs, statusFile: abs(f.status_file), logLevel: f.log_level, ...(f.metrics_listen ? { metricsListen: f.metrics_listen } : {}) };
+  const crl = f.crl.check ? { refreshMs: parseDurationMs(f.crl.refresh, 'crl.refresh'), ...(f.crl.out !== undefined ? { out: abs(f.crl.out) } : {}) } : undefined;
+  return { certs, statusFile: abs(f.status_file), logLevel: f.log_level, ...(f.metrics_listen ? { metricsListen: f.metrics_listen } : {}), ...(crl ? { crl } : {}) };
 }

@@ -6,14 +6,20 @@
 // or a network.
 import { spawn } from 'node:child_process';
 import type { KeyObject } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { type EstError, isEstError } from '../errors.js';
+import { toPem } from '../est/base64.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { type ClientCrl, normalSerial } from './crl-reader.js';
+import { CrlRound, type RevocationReport, checkCertificate, crlKey } from './revocation.js';
 import { formatName } from '../est/name.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { formatDuration } from '../util/durations.js';
 import type { ClientMetrics } from './metrics.js';
 import type { LoadedPair } from './pair.js';
-import { type ClientFactory, type RenewState, defaultClientFactory, readCurrentPair, renewOnce } from './renew.js';
+import { type ClientFactory, type RenewState, RevokedByServer, defaultClientFactory, readCurrentPair, renewOnce } from './renew.js';
 import { type Validity, nextAfterSuccess, renewalTime, retryDelay } from './schedule.js';
 import type { CertSpec, ClientConfig } from './spec.js';
 import { type CertStatus, type StatusDoc, writeStatus } from './status.js';
@@ -38,6 +44,10 @@ export const systemClock: Clock = {
  * (the failure smallstep's renewer documents).
  */
 export const MAX_SLEEP_MS = 10 * 60_000;
+/** CRLs are fetched again no sooner than this, however close their nextUpdate. */
+const MIN_CRL_REFRESH_MS = 60_000;
+/** After a check that could not tell (gateway down, CRL missing), the next one comes within this. */
+const CRL_PROBLEM_RETRY_MS = 5 * 60_000;
 const POST_RENEW_TIMEOUT_MS = 60_000;
 
 export type CommandRunner = (command: string, env: Record<string, string>) => Promise<void>;
@@ -70,6 +80,11 @@ interface Job extends RenewState {
   lastAttempt?: number;
   lastSuccess?: number;
   lastError?: string;
+  revocation?: RevocationReport;
+  /** Serial of the current certificate once known revoked (CRL or the server's 403). */
+  revokedSerial?: string;
+  /** Why renewal stopped. */
+  stopped?: string;
 }
 
 /** Runs `sh -c command`; rejects with the last line of stderr when it fails. */
@@ -112,6 +127,10 @@ export class ClientDaemon {
   private chain: Promise<void> = Promise.resolve();
   private stopped = true;
   private initialized = false;
+  private nextCrlAt = 0;
+  /** The newest CRL seen per issuer key: what `[crl] out` holds, kept when a later fetch fails. */
+  private readonly crls = new Map<string, ClientCrl>();
+  private crlOutWritten: string | undefined;
 
   constructor(cfg: ClientConfig, o: DaemonOptions = {}) {
     this.cfg = cfg;
@@ -127,7 +146,12 @@ export class ClientDaemon {
     this.jobs = ordered(this.cfg.certs).map((spec) => {
       // what was learnt about a certificate survives a reload; where it lives and how it is renewed come from the new spec
       const prev = old.get(spec.name);
-      const kept = prev ? { failures: prev.failures, lastAttempt: prev.lastAttempt, lastSuccess: prev.lastSuccess, lastError: prev.lastError, pendingKey: prev.pendingKey } : { failures: 0 };
+      const kept = prev
+        ? {
+            failures: prev.failures, lastAttempt: prev.lastAttempt, lastSuccess: prev.lastSuccess, lastError: prev.lastError, pendingKey: prev.pendingKey,
+            revocation: prev.revocation, revokedSerial: prev.revokedSerial,
+          }
+        : { failures: 0 };
       return { ...kept, spec, store: new PairStore(spec.certFile, spec.keyFile), nextAt: 0 };
     });
     for (const j of this.jobs) {
@@ -135,9 +159,16 @@ export class ClientDaemon {
       const pair = await readCurrentPair(j.store, j.spec.name, this.log);
       this.noteCurrent(j, pair);
       j.nextAt = j.validity ? renewalTime(j.validity, j.spec.policy, this.rng) : this.clock.now();
+      // a revocation learnt before a reload holds while the same certificate is there, under the new reenroll_revoked
+      if (j.revokedSerial !== undefined && j.revokedSerial === j.serial) this.onRevoked(j, 'known before the reload');
+      else {
+        delete j.revokedSerial;
+        if (j.revocation?.state === 'revoked') delete j.revocation;
+      }
       this.log.info({ cert: j.spec.name, subject: j.subject ?? null, notAfter: j.validity ? new Date(j.validity.notAfter).toISOString() : null, next: new Date(j.nextAt).toISOString() }, 'certificate scheduled');
     }
     this.initialized = true;
+    this.nextCrlAt = this.clock.now();
     await this.writeStatus();
   }
 
@@ -158,9 +189,11 @@ export class ClientDaemon {
     if (!this.initialized) await this.init();
     const reports: AttemptReport[] = [];
     await this.serial(async () => {
-      for (const j of this.jobs) if (j.nextAt <= this.clock.now()) reports.push(await this.attempt(j));
+      await this.runDue({ forceCrl: true, reports });
       await this.writeStatus();
     });
+    // a certificate whose renewal stopped is a failure of this run too
+    for (const j of this.jobs) if (j.stopped && !reports.some((r) => r.name === j.spec.name)) reports.push({ name: j.spec.name, ok: false, error: j.stopped });
     return reports;
   }
 
@@ -195,7 +228,7 @@ export class ClientDaemon {
 
   /** Time of the next wake-up, for tests and logs. */
   nextWake(): number | undefined {
-    return this.jobs.length ? Math.min(...this.jobs.map((j) => j.nextAt)) : undefined;
+    return this.jobs.length ? Math.min(...this.jobs.map((j) => j.nextAt), this.cfg.crl ? this.nextCrlAt : Infinity) : undefined;
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
@@ -216,16 +249,98 @@ export class ClientDaemon {
     }, delay);
   }
 
-  private async runDue(): Promise<void> {
-    let attempted = false;
+  /** Renewals that are due, then the CRL check when due, then what the check made due (a revoked certificate to replace). */
+  private async runDue(o: { forceCrl?: boolean; reports?: AttemptReport[] } = {}): Promise<void> {
+    let changed = false;
+    const attemptDue = async () => {
+      for (const j of this.jobs) {
+        if (this.stopped && !o.reports) break;
+        if (j.nextAt <= this.clock.now()) {
+          changed = true;
+          const r = await this.attempt(j);
+          o.reports?.push(r);
+        }
+      }
+    };
+    await attemptDue();
+    if (this.cfg.crl && (o.forceCrl || this.nextCrlAt <= this.clock.now())) {
+      await this.checkRevocation();
+      changed = true;
+      await attemptDue();
+    }
+    if (changed && !o.reports) await this.writeStatus();
+  }
+
+  /** What to do about a revoked current certificate: replace it through the bootstrap credential, or stop renewing it. */
+  private onRevoked(j: Job, detail: string): void {
+    j.revokedSerial = j.serial;
+    if (j.spec.reenrollRevoked) {
+      j.replaceRevoked = true;
+      delete j.stopped;
+      j.nextAt = this.clock.now();
+      this.log.warn({ cert: j.spec.name, serial: j.serial, detail }, 'certificate revoked: enrolling a replacement through the bootstrap credential');
+      return;
+    }
+    j.replaceRevoked = false;
+    j.stopped = `the certificate (serial ${j.serial}) is revoked (${detail}); reenroll_revoked is off, so it is not renewed: replace it, or set reenroll_revoked = true`;
+    j.nextAt = Infinity;
+    this.log.error({ cert: j.spec.name, serial: j.serial, detail }, 'certificate revoked: renewal stopped (reenroll_revoked is off)');
+  }
+
+  private async revocationOf(j: Job, round: CrlRound): Promise<RevocationReport | undefined> {
+    const pair = await readCurrentPair(j.store, j.spec.name, this.log);
+    if (!pair) return undefined;
+    return checkCertificate(j.spec, pair.certPem, round);
+  }
+
+  /** Checks every current certificate against its gateway's CRLs, acts on a revoked one, and keeps `[crl] out` fresh. */
+  private async checkRevocation(): Promise<void> {
+    const crl = this.cfg.crl!;
+    const round = new CrlRound(this.clock.now(), (c) => {
+      const seen = this.crls.get(crlKey(c));
+      return seen && seen.number > c.number ? seen : c;
+    });
+    let unsure = false;
     for (const j of this.jobs) {
-      if (this.stopped) break;
-      if (j.nextAt <= this.clock.now()) {
-        attempted = true;
-        await this.attempt(j);
+      const report = await this.revocationOf(j, round).catch((e: unknown): RevocationReport => ({ state: 'unknown', checkedAt: new Date(round.now).toISOString(), why: oneLine(e) }));
+      if (!report) continue;
+      const before = j.revocation;
+      j.revocation = report;
+      if (report.state === 'unknown') {
+        unsure = true;
+        // once per change, not at every retry
+        if (before?.state !== 'unknown' || before.why !== report.why) this.log.warn({ cert: j.spec.name, why: report.why }, 'revocation status unknown');
+      }
+      if (report.state === 'revoked' && j.serial !== undefined && report.serial === normalSerial(j.serial) && j.revokedSerial !== j.serial) {
+        this.onRevoked(j, `${report.reason} on ${report.revokedAt}, CRL ${report.crl} #${report.crlNumber}`);
       }
     }
-    if (attempted) await this.writeStatus();
+    for (const c of await round.verified()) {
+      const had = this.crls.get(crlKey(c));
+      if (!had || had.number < c.number) this.crls.set(crlKey(c), c);
+    }
+    if (crl.out) await this.writeCrlOut(crl.out);
+    const now = this.clock.now();
+    const soonest = Math.min(...[...this.crls.values()].map((c) => c.nextUpdate.getTime()).filter((t) => t > now));
+    let wait = Math.min(crl.refreshMs, Number.isFinite(soonest) ? Math.max(MIN_CRL_REFRESH_MS, (soonest - now) / 2) : crl.refreshMs);
+    if (unsure) wait = Math.min(wait, CRL_PROBLEM_RETRY_MS);
+    this.nextCrlAt = now + wait;
+  }
+
+  private async writeCrlOut(file: string): Promise<void> {
+    const pem = [...this.crls.values()]
+      .sort((a, b) => a.issuerDer.compare(b.issuerDer) || a.number - b.number)
+      .map((c) => toPem('X509 CRL', c.der))
+      .join('');
+    if (pem === '' || pem === this.crlOutWritten) return;
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      await writeFileAtomic(file, pem, 0o644);
+      this.crlOutWritten = pem;
+      this.log.info({ file, crls: this.crls.size }, 'CRL file written');
+    } catch (e) {
+      this.log.error({ file, err: oneLine(e) }, 'cannot write the CRL file');
+    }
   }
 
   private async identityPair(name: string): Promise<LoadedPair | undefined> {
@@ -252,6 +367,12 @@ export class ClientDaemon {
       j.failures = 0;
       j.lastSuccess = this.clock.now();
       delete j.lastError;
+      if (j.replaceRevoked) {
+        this.log.warn({ cert: spec.name, revoked: j.revokedSerial, serial: v.serialHex }, 'revoked certificate replaced through the bootstrap credential');
+        j.replaceRevoked = false;
+        delete j.revokedSerial;
+        delete j.revocation;
+      }
       const next = nextAfterSuccess(this.clock.now(), j.validity, spec.policy, this.rng);
       j.nextAt = next.at;
       this.o.metrics?.attempt(spec.name, 'success');
@@ -266,6 +387,14 @@ export class ClientDaemon {
       if (spec.postRenew) await this.postRenew(j);
       return { name: spec.name, ok: true, notAfter: v.notAfter.toISOString() };
     } catch (e) {
+      if (e instanceof RevokedByServer && !j.replaceRevoked) {
+        this.onRevoked(j, `the server refused its renewal: ${oneLine(e)}`);
+        this.o.metrics?.attempt(spec.name, 'failure');
+        // allowed: the replacement goes at once, through the bootstrap credential
+        if (j.replaceRevoked) return this.attempt(j);
+        j.lastError = oneLine(e);
+        return { name: spec.name, ok: false, error: j.stopped! };
+      }
       j.failures++;
       j.lastError = oneLine(e);
       const serverSays = isEstError(e, 'pending') || isEstError(e, 'unavailable') ? (e as EstError).retryAfter : undefined;
@@ -301,10 +430,12 @@ export class ClientDaemon {
       put('serial', j.serial);
       put('notBefore', iso(j.validity?.notBefore));
       put('notAfter', iso(j.validity?.notAfter));
-      put('nextRenewal', iso(j.nextAt));
+      put('nextRenewal', Number.isFinite(j.nextAt) ? iso(j.nextAt) : undefined);
       put('lastAttempt', iso(j.lastAttempt));
       put('lastSuccess', iso(j.lastSuccess));
       put('lastError', j.lastError);
+      put('revocation', j.revocation);
+      put('stopped', j.stopped);
       return s;
     });
     return { updatedAt: new Date(this.clock.now()).toISOString(), pid: process.pid, certs };

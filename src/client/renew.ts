@@ -5,7 +5,7 @@ import { EstError, isEstError } from '../errors.js';
 import { toPem } from '../est/base64.js';
 import { buildCsr } from '../est/csr-build.js';
 import { type GeneralName, buildName, generalNamesKey, namesEqual, parseNameDer } from '../est/name.js';
-import { type KeySpec, privateKeyPem } from '../pki/keys.js';
+import { type KeySpec, privateKeyPem, spkiDer } from '../pki/keys.js';
 import type { Logger } from '../util/log.js';
 import { isSelfSigned } from './chain.js';
 import { type CsrSource, type EnrollResult, EstClient, type EstClientOptions } from '../transport/est-client.js';
@@ -74,7 +74,19 @@ export interface RenewDeps {
 /** Carried between attempts: a key whose request the server holds (202) is reused when resending. */
 export interface RenewState {
   pendingKey?: KeyObject;
+  /** The current certificate is revoked: enroll a replacement through the bootstrap credential, with a new key. */
+  replaceRevoked?: boolean;
 }
+
+/** The server refused to renew because the certificate is revoked: no other credential may paper over that. */
+export class RevokedByServer extends EstError {
+  constructor(cause: EstError) {
+    super('forbidden', cause.message, { cause });
+  }
+}
+
+/** A 403 for the certificate being renewed whose reason says it is revoked (what est-gateway answers). */
+const saysRevoked = (e: unknown): e is EstError => isEstError(e, 'forbidden') && /\brevoked\b/i.test(e.message);
 
 export interface RenewOutcome {
   verified: VerifiedIssued;
@@ -133,11 +145,18 @@ export async function renewOnce(spec: CertSpec, store: PairStore, deps: RenewDep
       return undefined;
     });
   }
-  const rungs = planRungs(spec, { now: deps.now(), ...(current ? { current } : {}), ...(identity ? { identity } : {}), ...(bootstrap ? { bootstrap } : {}) });
+  // a revoked certificate is replaced, never renewed: only the bootstrap credential, never the revoked key
+  const replacing = state.replaceRevoked === true;
+  if (replacing && !bootstrap && spec.auth.username === undefined) {
+    throw new EstError('forbidden', `the certificate is revoked and no bootstrap credential (bootstrap_cert, or username and password) is there to replace it${notes.length ? ` (${notes.join('; ')})` : ''}`);
+  }
+  const ladder = replacing ? { now: deps.now(), ...(bootstrap ? { bootstrap } : {}) } : { now: deps.now(), ...(current ? { current } : {}), ...(identity ? { identity } : {}), ...(bootstrap ? { bootstrap } : {}) };
+  const rungs = planRungs(spec, ladder);
 
   // a request the server held (202) goes again with its key, also after a restart
   state.pendingKey ??= await readPendingKey(store, spec.name, log);
-  const key = state.pendingKey ?? (!spec.policy.rotateKey && current ? current.key : await deps.generateKey(spec.keyType));
+  if (replacing && state.pendingKey && current && spkiDer(state.pendingKey).equals(current.leaf.spki)) state.pendingKey = undefined;
+  const key = state.pendingKey ?? (!spec.policy.rotateKey && current && !replacing ? current.key : await deps.generateKey(spec.keyType));
   for (const [i, rung] of rungs.entries()) {
     const reenroll = rung.op === 'simplereenroll' && rung.credential === 'current' && current;
     // §4.2.2: a reenroll CSR carries the Subject and SubjectAltName of the certificate renewed, as encoded there
@@ -182,6 +201,7 @@ export async function renewOnce(spec: CertSpec, store: PairStore, deps: RenewDep
         state.pendingKey = key;
         await store.writePendingKey(privateKeyPem(key));
       }
+      if (rung.credential === 'current' && saysRevoked(e)) throw new RevokedByServer(e);
       const authRefused = isEstError(e, 'unauthorized') || isEstError(e, 'forbidden');
       if (authRefused && i + 1 < rungs.length) {
         log.warn({ cert: spec.name, credential: rung.credential, err: (e as Error).message }, 'refused; trying the next credential');

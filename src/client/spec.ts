@@ -46,6 +46,8 @@ export interface CertSpec {
   pop: PopMode;
   /** Shell command run after each renewal. */
   postRenew?: string;
+  /** A revoked certificate is replaced through the bootstrap credential (new key) instead of renewal stopping. */
+  reenrollRevoked?: boolean;
   timeoutMs: number;
 }
 
@@ -55,4 +57,13 @@ export interface ClientConfig {
   logLevel: string;
   /** HOST:PORT for the Prometheus endpoint. */
   metricsListen?: string;
+  /** Revocation checks against the gateway's CRLs; absent: none. */
+  crl?: CrlConfig;
+}
+
+export interface CrlConfig {
+  /** Fetch the CRLs again at least this often. */
+  refreshMs: number;
+  /** PEM file of every CRL of the certificates' chains, for local relying parties. */
+  out?: string;
 }

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { EstError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { formatDuration } from '../util/durations.js';
+import { type RevocationReport, describeRevocation } from './revocation.js';
 
 export interface CertStatus {
   name: string;
@@ -19,6 +20,10 @@ export interface CertStatus {
   /** One line; absent after a success. */
   lastError?: string;
   failures: number;
+  /** The last check against the gateway's CRLs. */
+  revocation?: RevocationReport;
+  /** Why the daemon no longer renews this certificate (a revocation it may not replace). */
+  stopped?: string;
 }
 
 export interface StatusDoc {
@@ -64,6 +69,8 @@ export function formatStatus(doc: StatusDoc, now: number): string {
       `  next renewal  ${when(c.nextRenewal, now)}`,
       `  last attempt  ${when(c.lastAttempt, now)}${c.lastAttempt ? (c.lastError ? ' failed' : ' succeeded') : ''}`,
       `  last error    ${c.lastError ?? '-'}${c.failures > 1 ? ` (${c.failures} failures in a row)` : ''}`,
+      ...(c.revocation ? [`  revocation    ${describeRevocation(c.revocation)}`] : []),
+      ...(c.stopped ? [`  renewal       STOPPED: ${c.stopped}`] : []),
     );
   }
   return `${lines.join('\n')}\n`;

@@ -2,12 +2,15 @@
 // sign goes on record before it leaves the process, revocation goes through
 // here (gateway and `estgw certs` alike), and each local CA's CRL is signed
 // from the revocations on record.
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { EstError } from '../errors.js';
 import { parseCertificate } from '../est/certificate.js';
 import { type Rdns, formatName, parseGeneralNames, parseNameDer } from '../est/name.js';
-import { type KeyInfo, describeKey, keyIdentifier } from '../est/spki.js';
+import { type KeyInfo, describeKey, describeSpki, keyIdentifier } from '../est/spki.js';
+import { OID } from '../est/oids.js';
+import { issuedBy } from '../pki/issued-by.js';
 import type { CaMaterial } from '../pki/ca.js';
 import { type RevocationReason, buildCrl } from '../pki/crl.js';
 import { serialHex } from '../pki/issuance.js';
@@ -70,6 +73,9 @@ export interface LedgerOptions {
   /** [server] ledger_sync. */
   sync?: 'fsync' | 'os';
 }
+
+/** Who asked for a certificate signed at setup: the layer itself. */
+export const SETUP_IDENTITY = 'setup';
 
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString();
 const keyIdOf = (ca: CaMaterial) => (ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)).toString('hex');
@@ -135,6 +141,36 @@ export class Ledger {
     this.o.onRecorded?.(i.ca.name);
   }
 
+  /**
+   * A certificate a local CA signed outside enrollment (this layer's TLS
+   * certificate, a sub-CA created at setup): put on record when it is not, so
+   * every certificate the CAs signed can be listed and revoked. Returns the CA
+   * that signed it, or undefined when no local CA did.
+   */
+  async recordSetup(der: Buffer, what: { label: string; op: string }): Promise<string | undefined> {
+    const x = new X509Certificate(der);
+    const signer = [...this.cas].find(([, c]) => !c.material.certDer.equals(der) && issuedBy(x, c.material.cert));
+    if (!signer) return undefined;
+    const [ca, { material }] = signer;
+    const f = parseCertificate(der);
+    const serial = serialHex(f.serial);
+    if (this.store.get(ca, serial)) return ca;
+    const san = f.extensions.find((e) => e.oid === OID.subjectAltName)?.value;
+    try {
+      await this.store.record({
+        serial, ca, issuer: formatName(material.fields.subject), issuerKeyId: keyIdOf(material), subject: formatName(f.subject),
+        sans: san ? parseGeneralNames(san).map((n) => `${n.type}:${n.value}`) : [], keyType: describeKey(describeSpki(f.spki)),
+        notBefore: f.notBefore.toISOString(), notAfter: f.notAfter.toISOString(), issuedAt: f.notBefore.toISOString(),
+        label: what.label, op: what.op, identity: SETUP_IDENTITY, islanded: false, caCert: !!f.basicConstraints?.ca, der,
+      });
+    } catch (e) {
+      // another worker recorded it first
+      if (!this.store.get(ca, serial)) throw e;
+    }
+    // not counted in estgw_ca_certificates_issued_total: that counts what enrollment issued
+    return ca;
+  }
+
   /** Revokes one certificate and re-signs its CA's CRL in the same transaction. */
   revoke(serial: string, reason: RevocationReason, by: string, ca?: string): CertificateRecord {
     const matches = this.store.find(serial.toLowerCase().replace(/^(00)+(?=.)/, '')).filter((r) => ca === undefined || r.ca === ca);
@@ -160,6 +196,13 @@ export class Ledger {
   /** Re-signs every CRL that is missing, signed by a replaced key, or past half its validity. */
   refreshCrls(): void {
     for (const name of this.cas.keys()) this.crl(name);
+  }
+
+  /** Per local CA: certificates not revoked that expire within `windowMs` from now (expired ones not counted). */
+  expiringCounts(windowMs: number): Map<string, number> {
+    const now = this.now();
+    const counts = this.store.expiringCounts(now, now + windowMs);
+    return new Map(this.caNames().map((ca) => [ca, counts.get(ca) ?? 0]));
   }
 
   /** thisUpdate/nextUpdate of each local CA's stored CRL, as it is (not refreshed). */

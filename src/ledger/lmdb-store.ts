@@ -14,6 +14,10 @@ import {
 // Keys are strings: serials are hex and CA names [A-Za-z0-9_-], so ':' separates
 // and ';' (the next byte) ends a prefix range.
 const certKey = (serial: string, ca: string) => `${serial}:${ca}`;
+// notAfter (ISO, so keys sort by time) then CA and serial: a range read finds what expires in a window
+const expiryKey = (r: Pick<CertificateRecord, 'notAfter' | 'ca' | 'serial'>) => `${r.notAfter}|${r.ca}|${r.serial}`;
+/** Bumped when an index is added: a ledger without it is indexed once when opened. */
+const INDEX_VERSION = 1;
 const prefixRange = (prefix: string) => ({ start: `${prefix}:`, end: `${prefix};` });
 
 export class LmdbLedgerStore implements LedgerStore {
@@ -24,6 +28,9 @@ export class LmdbLedgerStore implements LedgerStore {
   /** OLD:NEW -> CA of NEW: renewal links, written without reading the old record. */
   private readonly links: Database<string, string>;
   private readonly crls: Database<CrlState, string>;
+  /** NOTAFTER|CA|SERIAL -> true: what expires when, without reading every record. */
+  private readonly expiry: Database<true, string>;
+  private readonly meta: Database<number, string>;
   /** lmdb throws from a timer when written to after close: refuse before that. */
   private closed = false;
 
@@ -43,6 +50,17 @@ export class LmdbLedgerStore implements LedgerStore {
     this.revokedDb = this.env.openDB({ name: 'revoked' });
     this.links = this.env.openDB({ name: 'renewals' });
     this.crls = this.env.openDB({ name: 'crls' });
+    this.expiry = this.env.openDB({ name: 'expiry' });
+    this.meta = this.env.openDB({ name: 'meta' });
+    if (this.meta.get('index') !== INDEX_VERSION) this.buildIndexes();
+  }
+
+  /** Indexes what a ledger from before the index holds (once; idempotent if workers race). */
+  private buildIndexes(): void {
+    this.env.transactionSync(() => {
+      for (const { value } of this.certs.getRange()) this.expiry.put(expiryKey(value), true);
+      this.meta.put('index', INDEX_VERSION);
+    });
   }
 
   async record(r: CertificateRecord): Promise<void> {
@@ -50,6 +68,7 @@ export class LmdbLedgerStore implements LedgerStore {
     const key = certKey(r.serial, r.ca);
     const written = await this.certs.ifNoExists(key, () => {
       this.certs.put(key, r);
+      this.expiry.put(expiryKey(r), true);
       if (r.supersedes) this.links.put(`${r.supersedes.serial}:${r.serial}`, r.ca);
     });
     if (!written) throw new LedgerError(`serial ${r.serial} of CA "${r.ca}" is already on record`);
@@ -79,6 +98,18 @@ export class LmdbLedgerStore implements LedgerStore {
       }
       yield norm(value)!;
     }
+  }
+
+  expiringCounts(fromMs: number, toMs: number): Map<string, number> {
+    const out = new Map<string, number>();
+    // after `from`, up to and including `to`: CA names are [A-Za-z0-9_-], all below '~'
+    const range = { start: `${new Date(fromMs).toISOString()}|~`, end: `${new Date(toMs).toISOString()}|~` };
+    for (const key of this.expiry.getKeys(range)) {
+      const [, ca, serial] = key.split('|') as [string, string, string];
+      if (this.revokedDb.doesExist(certKey(serial, ca))) continue;
+      out.set(ca, (out.get(ca) ?? 0) + 1);
+    }
+    return out;
   }
 
   renewalsOf(serial: string): string[] {

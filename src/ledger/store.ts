@@ -81,6 +81,12 @@ export interface LedgerStore {
   /** Every record with this serial (one, unless two local CAs drew the same 128 random bits). */
   find(serial: string): CertificateRecord[];
   list(filter?: ListFilter): Iterable<CertificateRecord>;
+  /**
+   * Per CA, certificates not revoked whose notAfter is after `fromMs` and not
+   * after `toMs`; reads an index by notAfter, so its cost follows the window,
+   * not the size of the ledger.
+   */
+  expiringCounts(fromMs: number, toMs: number): Map<string, number>;
   /** Renewals of a certificate, by serial. */
   renewalsOf(serial: string): string[];
   /**

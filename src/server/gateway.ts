@@ -19,7 +19,7 @@ import { linksOfPeer } from './middleware/check-not-revoked.js';
 import { RevocationAuthority } from './revocation.js';
 import { ServedCrls } from './served-crls.js';
 import { UpstreamCrls } from './upstream-crls.js';
-import { type Pki, preparePki } from './pki-setup.js';
+import { type Pki, preparePki, recordSetupCertificates } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
 import { guardConnections } from './connection-guard.js';
@@ -83,6 +83,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const ledger = pki.cas.size ? Ledger.open(cfg.server.data_dir, ledgerCas(cfg, pki.cas), { sync: cfg.server.ledger_sync, onRecorded: (ca) => metrics.recordedCertificate(ca) }) : undefined;
   if (ledger) {
     metrics.watchLedger(ledger);
+    // before the TLS certificate is presented or a sub-CA served: on record like everything the CAs sign
+    await recordSetupCertificates(ledger, pki);
     ledger.refreshCrls();
   }
 
@@ -293,6 +295,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       ledger?.setCas(ledgerCas(cfg, next.cas));
       revocation.setLocalCas(next.cas);
       localCaCerts = [...next.cas.values()].flatMap((c) => c.chain);
+      // a new sub-CA signed a new TLS certificate
+      if (ledger) await recordSetupCertificates(ledger, next);
       await buildLabels(next);
       // a new sub-CA key signs its CRL at once
       try {

@@ -4,6 +4,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Ledger } from '../ledger/ledger.js';
 import type { CaMaterial } from '../pki/ca.js';
 
+/** What estgw_ca_certificates_expiring counts ahead. */
+export const EXPIRING_WINDOW_MS = 7 * 86_400_000;
+
 /** How a certificate came to be: signed here, by the parent layer, or here because the parent was unreachable. */
 export type IssuedHow = 'local' | 'forwarded' | 'islanded';
 
@@ -49,18 +52,6 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   private ledger: Ledger | undefined;
-  // read from the ledger at scrape time: revocations come from `estgw certs revoke` in another process
-  private readonly revoked = new Gauge({
-    name: 'estgw_ca_certificates_revoked',
-    help: 'Certificates of each local CA revoked in the issuance ledger',
-    labelNames: ['ca'],
-    registers: [this.registry],
-    aggregator: 'max',
-    collect: () => {
-      this.revoked.reset();
-      for (const ca of this.ledger?.caNames() ?? []) this.revoked.set({ ca }, this.ledger!.store.revokedCount(ca));
-    },
-  });
   private readonly crlAge = new Gauge({
     name: 'estgw_crl_age_seconds',
     help: 'Seconds since thisUpdate of each local CA\'s current CRL (re-signed at half its validity)',
@@ -103,6 +94,14 @@ export class GatewayMetrics {
   });
 
   constructor(o: { processMetrics?: boolean } = {}) {
+    // read from the ledger at scrape time: revocations come from `estgw certs revoke` in another process
+    this.perCaFromLedger('estgw_ca_certificates_revoked', 'Certificates of each local CA revoked in the issuance ledger', (l) => l.caNames().map((ca) => [ca, l.store.revokedCount(ca)]));
+    // an index by notAfter: a scrape reads the week's expiries, not the whole ledger
+    this.perCaFromLedger(
+      'estgw_ca_certificates_expiring',
+      'Certificates of each local CA that expire within the next 7 days, not revoked, not yet expired',
+      (l) => l.expiringCounts(EXPIRING_WINDOW_MS),
+    );
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'estgw_' });
   }
 
@@ -122,6 +121,18 @@ export class GatewayMetrics {
 
   recordedCertificate(ca: string): void {
     this.recorded.inc({ ca });
+  }
+
+  /** A gauge per local CA, read from the ledger at each scrape (workers share it: the primary takes the max). */
+  private perCaFromLedger(name: string, help: string, read: (l: Ledger) => Iterable<readonly [string, number]>): Gauge {
+    const g: Gauge = new Gauge({
+      name, help, labelNames: ['ca'], registers: [this.registry], aggregator: 'max',
+      collect: () => {
+        g.reset();
+        if (this.ledger) for (const [ca, n] of read(this.ledger)) g.set({ ca }, n);
+      },
+    });
+    return g;
   }
 
   watchLedger(ledger: Ledger): void {

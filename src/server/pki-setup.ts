@@ -9,6 +9,7 @@ import {
   type CaMaterial, type ServerTls, CaLoadError, caExists, createRootCa, createSubordinateCa, ensureServerTls, loadCa, previousGenerations,
 } from '../pki/ca.js';
 import type { KeySpec } from '../pki/keys.js';
+import type { Ledger } from '../ledger/ledger.js';
 
 export const caDir = (cfg: Config, name: string): string => cfg.cas[name]?.dir ?? join(cfg.server.data_dir, 'ca', name);
 
@@ -91,3 +92,24 @@ export async function preparePki(cfg: Config, opts: PrepareOptions): Promise<Pki
   return { cas, tls, created };
 }
 
+
+/** The label under which setup-time certificates are on record. */
+export const SETUP_LABEL = 'setup';
+
+/**
+ * Puts on record what the local CAs signed outside enrollment: this layer's
+ * TLS server certificate (op "tls-server") and sub-CAs created under a local
+ * CA (op "subordinate-ca"). Run at every start, before anything is served, so
+ * a crash between writing such a certificate and recording it, or a data
+ * directory from before the ledger, is made good. Returns what was checked.
+ */
+export async function recordSetupCertificates(ledger: Ledger, pki: Pki): Promise<Array<{ op: string; ca: string }>> {
+  const out: Array<{ op: string; ca: string }> = [];
+  const tlsCa = await ledger.recordSetup(pki.tls.certDer, { label: SETUP_LABEL, op: 'tls-server' });
+  if (tlsCa) out.push({ op: 'tls-server', ca: tlsCa });
+  for (const ca of pki.cas.values()) {
+    const parent = await ledger.recordSetup(ca.certDer, { label: SETUP_LABEL, op: 'subordinate-ca' });
+    if (parent) out.push({ op: 'subordinate-ca', ca: parent });
+  }
+  return out;
+}

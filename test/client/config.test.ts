@@ -254,3 +254,35 @@ test('aziot: a file without EST certificates, or a bad threshold, is refused', a
   const bad = await file(dir, 'bad.toml', TUTORIAL.replace('"60m"', '"soon"'));
   await t.throwsAsync(loadAziotConfig(bad, { outDir: dir }), { message: /auto_renew\.threshold.*"soon" is invalid/ });
 });
+
+test('revocation keys: [crl] on by default with refresh 1h; out relative to the file; reenroll_revoked off unless set, per certificate; out without check refused', async (t) => {
+  const dir = t.context as string;
+  const body = (extra: string) => `
+${extra}
+[defaults]
+url = "https://gw.plant.local:8085/.well-known/est"
+trust = "ca.pem"
+username = "estuser"
+password = "x"
+[certs.a]
+common_name = "a"
+cert = "a.pem"
+key = "a.key"
+[certs.b]
+common_name = "b"
+cert = "b.pem"
+key = "b.key"
+reenroll_revoked = true
+`;
+  const plain = await loadClientConfig(await file(dir, 'plain.toml', body('')));
+  t.deepEqual(plain.crl, { refreshMs: 3600_000 });
+  t.deepEqual(plain.certs.map((c) => c.reenrollRevoked), [false, true]);
+  const out = await loadClientConfig(await file(dir, 'out.toml', body('[crl]\nout = "crls/plant.pem"\nrefresh = "15m"')));
+  t.deepEqual(out.crl, { refreshMs: 900_000, out: join(dir, 'crls/plant.pem') });
+  const off = await loadClientConfig(await file(dir, 'off.toml', body('[crl]\ncheck = false')));
+  t.is(off.crl, undefined);
+  const bad = await t.throwsAsync(loadClientConfig(await file(dir, 'bad.toml', body('[crl]\ncheck = false\nout = "x.pem"'))), { instanceOf: ConfigError });
+  t.regex(bad!.message, /crl\.out needs crl\.check = true/);
+  const typo = await t.throwsAsync(loadClientConfig(await file(dir, 'typo.toml', body('[crl]\nrefresh = "soon"'))), { instanceOf: ConfigError });
+  t.regex(typo!.message, /crl/);
+});

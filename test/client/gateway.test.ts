@@ -12,7 +12,6 @@ import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientDaemon } from '../../src/client/daemon.js';
-import { parseSpan } from '../../src/util/durations.js';
 import { readPairFiles } from '../../src/client/pair.js';
 import type { CertSpec } from '../../src/client/spec.js';
 import { readStatus } from '../../src/client/status.js';
@@ -26,6 +25,7 @@ import { Signer } from '../../src/pki/issuance.js';
 import { generateKey, privateKeyPem, spkiDer } from '../../src/pki/keys.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
 import { CLI_ENTRY, estgw } from './support/client-cli.js';
+import { type SpecOverrides, gatewaySpec } from './support/gateway-spec.js';
 import { freePort } from './support/net.js';
 import { type TestCa, type TestPair, makeCa, makePair } from './support/pki.js';
 
@@ -54,26 +54,8 @@ test.after.always(async () => {
 });
 
 let seq = 0;
-function spec(o: Partial<CertSpec> & { threshold?: string; rotateKey?: boolean; retry?: string } = {}): CertSpec {
-  const { threshold, rotateKey, retry, ...rest } = o;
-  const name = rest.name ?? `cert${++seq}`;
-  return {
-    name,
-    url: gw.url,
-    trustFiles: [gw.caFile],
-    subject: [['CN', `${name}.plant.local`]],
-    subjectAltNames: [],
-    ca: false,
-    keyType: 'p256',
-    certFile: join(dir, `${name}.cert.pem`),
-    keyFile: join(dir, `${name}.key.pem`),
-    policy: { threshold: parseSpan(threshold ?? '80%'), retry: parseSpan(retry ?? '4%'), jitter: parseSpan('1%'), rotateKey: rotateKey ?? true },
-    method: 'simplereenroll',
-    auth: { username: 'estuser', password: 'estpwd' },
-    pop: 'auto',
-    timeoutMs: 10_000,
-    ...rest,
-  };
+function spec(o: SpecOverrides = {}): CertSpec {
+  return gatewaySpec(gw, dir, o.name ?? `cert${++seq}`, o);
 }
 
 const daemonFor = (certs: CertSpec[], statusName = `status-${++seq}.json`) =>
@@ -345,6 +327,7 @@ test('the tutorial\'s config.toml (ports and paths adapted) gets the device iden
   t.is(st.code, 0, st.stderr);
   t.regex(st.stdout.toString(), /device-id .*\n  subject +CN=myiotedgedevice/);
   t.regex(st.stdout.toString(), /last error +-/);
+  t.regex(st.stdout.toString(), /revocation +not revoked \(CRL #\d+/, 'IoT Edge configurations are checked against the CRLs too');
 });
 
 test('config.toml without trusted_certs trusts the system roots: refused without the CA there, enrolled with it (NODE_EXTRA_CA_CERTS)', async (t) => {
