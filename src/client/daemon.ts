@@ -11,8 +11,7 @@ import { dirname } from 'node:path';
 import { type EstError, isEstError } from '../errors.js';
 import { toPem } from '../est/base64.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { type ClientCrl, normalSerial } from './crl-reader.js';
-import { CrlRound, type RevocationReport, checkCertificate, crlKey } from './revocation.js';
+import { type ClientCrl, CrlRound, type RevocationReport, checkCertificate, crlKey, normalSerial } from './revocation.js';
 import { formatName } from '../est/name.js';
 import { type KeySpec, generateKey } from '../pki/keys.js';
 import { type Logger, silentLogger } from '../util/log.js';
@@ -329,7 +328,7 @@ export class ClientDaemon {
 
   private async writeCrlOut(file: string): Promise<void> {
     const pem = [...this.crls.values()]
-      .sort((a, b) => a.issuerDer.compare(b.issuerDer) || a.number - b.number)
+      .sort((a, b) => a.issuerDer.compare(b.issuerDer) || (a.number < b.number ? -1 : a.number > b.number ? 1 : 0))
       .map((c) => toPem('X509 CRL', c.der))
       .join('');
     if (pem === '' || pem === this.crlOutWritten) return;

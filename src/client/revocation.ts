@@ -8,12 +8,27 @@ import { request } from 'node:https';
 import { EstError } from '../errors.js';
 import { fromPemAll, toPem } from '../est/base64.js';
 import { parseCertificate } from '../est/certificate.js';
+import { type CrlRevoked, type ParsedCrl, crlSignatureProblem, parseCrl, serialKey } from '../est/crl.js';
 import { formatName } from '../est/name.js';
+import { keyIdentifier } from '../est/spki.js';
 import { buildChain, isSelfSigned } from './chain.js';
-import { type ClientCrl, caKeyId, crlSignatureProblem, parseClientCrl, serialKey } from './crl-reader.js';
 import { X509Certificate } from 'node:crypto';
 import type { CertSpec } from './spec.js';
 import { loadTrustAnchors } from './trust.js';
+
+/** A verified CRL, with its entries by serial (lower-case hex without leading zero bytes). */
+export interface ClientCrl extends ParsedCrl {
+  bySerial: Map<string, CrlRevoked>;
+}
+
+/** Serials compared as X.509 tools print them: lower-case hex without the sign's leading zero bytes. */
+export const normalSerial = (hex: string): string => hex.toLowerCase().replace(/^(00)+(?=.)/, '');
+
+/** The CA's key identifier as our gateways name it in GET /crl/: subjectKeyIdentifier, or the SHA-1 of the key. */
+function caKeyId(caDer: Buffer): string {
+  const f = parseCertificate(caDer);
+  return (f.subjectKeyId ?? keyIdentifier(f.spki)).toString('hex');
+}
 
 export type RevocationReport =
   | { state: 'revoked'; checkedAt: string; serial: string; subject: string; revokedAt: string; reason: string; crl: string; crlNumber: number }
@@ -146,7 +161,8 @@ export class CrlRound {
       if (r.status !== 200) return { ok: false, why: `GET /crl/${entry.name}.crl answered ${r.status}` };
       let crl: ClientCrl;
       try {
-        crl = parseClientCrl(r.body);
+        const parsed = parseCrl(r.body);
+        crl = { ...parsed, bySerial: new Map(parsed.revoked.map((e) => [e.serialHex, e])) };
       } catch (e) {
         return { ok: false, why: `/crl/${entry.name}.crl: ${(e as Error).message}` };
       }
@@ -160,7 +176,7 @@ export class CrlRound {
 }
 
 /** Which CA key signed a CRL: its issuer name and authority key identifier. */
-export const crlKey = (c: ClientCrl): string => `${c.issuerDer.toString('hex')}:${c.authorityKeyId?.toString('hex') ?? ''}`;
+export const crlKey = (c: ClientCrl): string => `${c.issuerDer.toString('hex')}:${c.keyId?.toString('hex') ?? ''}`;
 
 /** Leaf first, up to the anchor: from the certificate file, to the configured anchors (or the file's own root). */
 export function chainOf(certPem: string, anchors: Buffer[]): Buffer[] | undefined {
@@ -190,15 +206,15 @@ export async function checkChain(chain: Buffer[], t: CrlTarget, round: CrlRound)
       problems.push(r.why);
       continue;
     }
-    const hit = r.crl.revoked.get(serialKey(cert.serial));
+    const hit = r.crl.bySerial.get(serialKey(cert.serial));
     if (hit) {
       return {
-        state: 'revoked', checkedAt, serial: serialKey(cert.serial), subject: formatName(cert.subject), revokedAt: hit.revokedAt.toISOString(), reason: hit.reason, crl: r.name, crlNumber: r.crl.number,
+        state: 'revoked', checkedAt, serial: serialKey(cert.serial), subject: formatName(cert.subject), revokedAt: hit.revokedAt.toISOString(), reason: hit.reason, crl: r.name, crlNumber: Number(r.crl.number),
       };
     }
     if (r.crl.nextUpdate.getTime() <= round.now) problems.push(`the CRL of "${formatName(parseCertificate(chain[i + 1]!).subject)}" expired at ${r.crl.nextUpdate.toISOString()}`);
     else if (r.crl.thisUpdate.getTime() > round.now + CLOCK_SKEW_MS) problems.push(`the CRL of "${formatName(parseCertificate(chain[i + 1]!).subject)}" is not valid before ${r.crl.thisUpdate.toISOString()} (check the clocks)`);
-    if (i === 0) leafNumber = r.crl.number;
+    if (i === 0) leafNumber = Number(r.crl.number);
     nextUpdate = Math.min(nextUpdate, r.crl.nextUpdate.getTime());
   }
   if (problems.length) return unknown(problems.join('; '));

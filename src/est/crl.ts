@@ -218,25 +218,27 @@ export function parseCrl(der: Buffer): ParsedCrl {
 }
 
 /**
- * Did this CA certificate (DER) sign this CRL? Its subject is the CRL's issuer,
- * byte for byte, its key identifier the CRL's (when both name one), it is a CA
- * that may sign CRLs (keyUsage cRLSign, when it has keyUsage), and the
- * signature verifies with node:crypto.
+ * Why this CA certificate (DER) did not sign this CRL, or undefined when it did:
+ * its subject is the CRL's issuer, byte for byte, its key identifier the CRL's
+ * (when both name one), it is a CA that may sign CRLs (keyUsage cRLSign, when
+ * it has keyUsage), and the signature verifies with node:crypto (RFC 5280 §6.3.3 (f), (g)).
  */
-export function crlSignedBy(crl: ParsedCrl, caDer: Buffer): boolean {
+export function crlSignatureProblem(crl: ParsedCrl, caDer: Buffer): string | undefined {
   let ca: CertFields;
   try {
     ca = parseCertificate(caDer);
   } catch {
-    return false;
+    return 'the CA certificate cannot be read';
   }
-  if (!ca.subjectDer.equals(crl.issuerDer)) return false;
-  if (crl.keyId && ca.subjectKeyId && !crl.keyId.equals(ca.subjectKeyId)) return false;
-  if (!ca.basicConstraints?.ca) return false;
-  if (ca.keyUsage && !ca.keyUsage.includes('cRLSign')) return false;
+  if (!ca.subjectDer.equals(crl.issuerDer)) return 'its issuer is not the CA certificate';
+  if (crl.keyId && ca.subjectKeyId && !crl.keyId.equals(ca.subjectKeyId)) return 'it was signed by another key of the CA';
+  if (!ca.basicConstraints?.ca) return 'the certificate is not a CA';
+  if (ca.keyUsage && !ca.keyUsage.includes('cRLSign')) return 'the CA certificate may not sign CRLs (no cRLSign)';
   try {
-    return verifySignature(crl.sigAlgOid, crl.tbs, new X509Certificate(caDer).publicKey, crl.signature);
+    return verifySignature(crl.sigAlgOid, crl.tbs, new X509Certificate(caDer).publicKey, crl.signature) ? undefined : 'its signature does not verify';
   } catch {
-    return false;
+    return `unsupported signature algorithm ${crl.sigAlgOid}`;
   }
 }
+
+export const crlSignedBy = (crl: ParsedCrl, caDer: Buffer): boolean => crlSignatureProblem(crl, caDer) === undefined;
