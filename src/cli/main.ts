@@ -11,6 +11,7 @@ import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../server/pki-setup.js';
 import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
+import { REQUESTS_USAGE, runRequestsCli } from './requests.js';
 import { serve, serveWorker } from '../server/serve.js';
 import { type CommandUsage, overview, usageOf, wantsHelp } from '../client/usage.js';
 
@@ -51,7 +52,7 @@ Gateway:
 ${overview(GATEWAY_COMMANDS)}
 
 ${CERTS_USAGE}
-
+${REQUESTS_USAGE}
 ${CLIENT_USAGE}`;
 
 /** The usage of the command the leading words name (`ca request-subca FILE --help` → ca request-subca). */
@@ -229,6 +230,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdPasswd(rest);
       case 'certs':
         return await runCertsCli(rest, loadConfigFor);
+      case 'requests':
+        return await runRequestsCli(rest, loadConfigFor);
       case 'cacerts':
       case 'csrattrs':
       case 'enroll':

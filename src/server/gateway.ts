@@ -14,6 +14,7 @@ import { LocalIssuer } from '../issuer/local-issuer.js';
 import { upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
 import { Ledger, type LedgerCa, ledgerCas } from '../ledger/ledger.js';
+import { ApprovalQueue, openApprovalStore, usesManualApproval } from '../approval/queue.js';
 import { serveCrls } from './crl.js';
 import { type Pki, preparePki } from './pki-setup.js';
 import { type Logger, createLogger } from '../util/log.js';
@@ -146,6 +147,18 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     metrics,
     ...(ledger ? { ledger } : {}),
   };
+  // the queue of requests held for an operator: shared through Redis, else in the data directory
+  const approvals = usesManualApproval(cfg.labels) ? new ApprovalQueue(openApprovalStore(cfg), cfg.approval, logger) : undefined;
+  let approvalTimer: NodeJS.Timeout | undefined;
+  if (approvals) {
+    services.approvals = approvals;
+    metrics.watchApprovals(approvals);
+    // expiries nobody polls for are recorded too; every replica sweeps, a transition happens once
+    approvalTimer = setInterval(() => {
+      approvals.sweep().catch((err: unknown) => logger.warn({ err }, 'sweeping the approval queue failed'));
+    }, Math.min(30_000, Math.max(250, approvals.expiryMs / 4)));
+    approvalTimer.unref();
+  }
   if (cfg.proxy.length) services.proxy = await createUpstreamProxy(cfg.proxy, { logger, passwords: services.passwords });
   const app = createApp(services);
 
@@ -281,12 +294,14 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       });
       if (trustTimer) clearInterval(trustTimer);
       if (crlTimer) clearInterval(crlTimer);
+      if (approvalTimer) clearInterval(approvalTimer);
       if (crlServer) await new Promise((r) => crlServer.close(r));
       await Promise.all(chainServices.map((c) => c.close()));
       for (const f of forwarders.values()) f.close();
       services.proxy?.close();
       await cache.close();
       await ledger?.close();
+      await approvals?.close();
     },
     close: () => running.drain({ delayMs: 0, graceMs: 2000 }),
   };

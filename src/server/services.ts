@@ -16,6 +16,8 @@ export interface Services {
   metrics?: import('./metrics.js').GatewayMetrics;
   /** The issuance ledger and revocations, at a layer with local CAs. */
   ledger?: import('../ledger/ledger.js').Ledger;
+  /** Requests held for manual approval, when a label or grant asks for it. */
+  approvals?: import('../approval/queue.js').ApprovalQueue;
   /** What /readyz reports. */
   readiness(): Promise<import('./readiness.js').ReadinessReport>;
 }
