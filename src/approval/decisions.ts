@@ -48,3 +48,4 @@ export async function rejectRequest(store: ApprovalStore, r: HeldRequest, o: { b
 }
 
 export const validBy = (by: string): boolean => REASON.test(by) && by.length <= 100;
+export const validReason = (reason: string): boolean => REASON.test(reason);

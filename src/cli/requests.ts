@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { approvalsPath } from '../approval/lmdb-store.js';
-import { DecisionError, approveRequest, findRequest, rejectRequest, validBy } from '../approval/decisions.js';
+import { DecisionError, approveRequest, findRequest, rejectRequest, validBy, validReason } from '../approval/decisions.js';
 import { oneLine } from '../approval/hook.js';
 import { openApprovalStore } from '../approval/queue.js';
 import type { HeldRequest } from '../approval/store.js';
@@ -67,6 +67,7 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
   const wantsId = sub !== 'list';
   if (positionals.length !== (wantsId ? 1 : 0)) throw new CertsUsageError(`requests ${sub} takes ${wantsId ? 'one ID' : 'no arguments'}\n${usage}`);
   if (sub === 'reject' && values.reason === undefined) throw new CertsUsageError(`requests reject needs --reason TEXT\n${usage}`);
+  if (values.reason !== undefined && !validReason(values.reason)) throw new CertsUsageError('--reason takes one line of 1 to 200 printable characters');
   if (values.by !== undefined && !validBy(values.by)) throw new CertsUsageError('--by takes one line of 1 to 100 printable characters');
   let certDays: number | undefined;
   if (values['cert-days'] !== undefined) {
