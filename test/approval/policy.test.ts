@@ -115,7 +115,7 @@ test('attacker: a device with the bootstrap password cannot flood the queue; an 
   assertReason(t, full, 503, /too many requests waiting for approval from this address \(3\)/);
   t.is(full.headers['retry-after'], '9');
   // repeating a held request is no new entry
-  t.is(heldId(t, await enroll(gw, first.b64), 9), ids[0]);
+  t.is(heldId(t, await enroll(gw, first.b64), 9), ids[0]!);
   heldId(t, await enroll(gw, (await makeCsr('plc-ra-0')).b64, { auth: basic('ra-1', 'pwra') }), 9);
   heldId(t, await enroll(gw, (await makeCsr('plc-ra-1')).b64, { auth: basic('ra-1', 'pwra') }), 9);
   assertReason(t, await enroll(gw, (await makeCsr('plc-ra-2')).b64, { auth: basic('ra-1', 'pwra') }), 503, /on label "default" \(5\)/);
