@@ -55,6 +55,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 export class ApprovalQueue {
   readonly expiryMs: number;
   readonly keepMs: number;
+  readonly retryAfter: number;
   private readonly exemptIds = new Map<string, IdentityPattern[]>();
 
   constructor(
@@ -64,6 +65,7 @@ export class ApprovalQueue {
   ) {
     this.expiryMs = parseDurationMs(cfg.expiry);
     this.keepMs = parseDurationMs(cfg.keep_decided);
+    this.retryAfter = cfg.retry_after;
   }
 
   /** Exemptions of a label: renewals, registration authorities, identity patterns. */
@@ -105,7 +107,7 @@ export class ApprovalQueue {
   }
 
   private pending(r: HeldRequest): EstError {
-    return new EstError('pending', `request ${r.id} is held for approval by an operator on label "${r.label}"; retry after ${this.cfg.retry_after} s`, { retryAfter: this.cfg.retry_after });
+    return new EstError('pending', `request ${r.id} is held for approval by an operator on label "${r.label}"; retry after ${this.retryAfter} s`, { retryAfter: this.retryAfter });
   }
 
   private async queue(h: HoldContext, key: string, now: number, replacing: string | undefined): Promise<HeldRequest> {
@@ -150,7 +152,7 @@ export class ApprovalQueue {
   private refuseWhenFull(h: HoldContext, all: HeldRequest[], now: number): void {
     const waiting = all.filter((r) => r.state === 'pending' && r.expiresAt > now);
     const full = (n: number, max: number, what: string) => {
-      if (n >= max) throw new EstError('unavailable', `too many requests waiting for approval ${what} (${max}); retry later`, { retryAfter: this.cfg.retry_after });
+      if (n >= max) throw new EstError('unavailable', `too many requests waiting for approval ${what} (${max}); retry later`, { retryAfter: this.retryAfter });
     };
     full(waiting.filter((r) => r.label === h.label.name).length, this.cfg.max_pending_per_label, `on label "${h.label.name}"`);
     if (h.identity.role === 'ra') return;

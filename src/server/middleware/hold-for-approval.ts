@@ -3,6 +3,7 @@
 // Held: 202 + Retry-After; approved: this poll alone issues, through the label's
 // issuer as any other request (the ledger records it, a parent sees an RA).
 import type { Context, Next } from 'koa';
+import { EstError, isEstError } from '../../errors.js';
 import type { Services } from '../services.js';
 import type { EstState } from '../state.js';
 
@@ -20,7 +21,12 @@ export function holdForApproval(s: Services) {
       renewal: st.reenrollKind === 'renew' || st.reenrollKind === 'rekey',
     };
     if (queue.exempt(h)) return next();
-    const claimed = await queue.admit(h);
+    const claimed = await queue.admit(h).catch((e: unknown) => {
+      if (isEstError(e)) throw e;
+      // Redis down: the device retries as it would after a 202; the held entries wait in Redis
+      s.logger.warn({ err: e }, 'the approval queue is unreachable');
+      throw new EstError('unavailable', 'the approval queue is unreachable; retry later', { retryAfter: s.approvals!.retryAfter });
+    });
     // the operator may shorten the validity, never lengthen it
     if (claimed.certDays !== undefined) st.decision = { ...st.decision, validityDays: Math.min(st.decision.validityDays, claimed.certDays) };
     try {
