@@ -11,7 +11,7 @@ import { CA_CERT_FILE, caExists, sha256Fingerprint } from '../pki/ca.js';
 import { caDir, preparePki } from '../server/pki-setup.js';
 import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
-import { REQUESTS_USAGE, runRequestsCli } from './requests.js';
+import { REQUESTS_COMMANDS, REQUESTS_USAGE, runRequestsCli } from './requests.js';
 import { serve, serveWorker } from '../server/serve.js';
 import { type CommandUsage, overview, usageOf, wantsHelp } from '../client/usage.js';
 
@@ -61,7 +61,7 @@ function usageFor(argv: string[]): string | undefined {
   const words = firstOption < 0 ? argv : argv.slice(0, firstOption);
   for (const n of [2, 1]) {
     if (words.length < n) continue;
-    const text = usageOf(GATEWAY_COMMANDS, words.slice(0, n)) ?? clientUsageOf(words.slice(0, n));
+    const text = usageOf(GATEWAY_COMMANDS, words.slice(0, n)) ?? usageOf(REQUESTS_COMMANDS, words.slice(0, n)) ?? clientUsageOf(words.slice(0, n));
     if (text) return text;
   }
   return undefined;

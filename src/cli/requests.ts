@@ -13,24 +13,37 @@ import { labelValidityDays } from '../config/schema.js';
 import { toPem } from '../est/base64.js';
 import { parseDurationMs } from '../util/durations.js';
 import { createLogger, flushLogs } from '../util/log.js';
+import { type CommandUsage, overview, usageOf } from '../client/usage.js';
 import { type ConfigLoader, CertsUsageError, osUser } from './certs.js';
 
 const COMMON = '[--config FILE] [--data-dir DIR] [--set KEY=VALUE]..';
 
-const SUBCOMMAND_USAGE: Record<string, string> = {
-  list: `requests list [--all] [--json] ${COMMON}
-                             requests waiting for approval (--all: decided ones too); --json prints one JSON object a line`,
-  show: `requests show ID ${COMMON}
-                             one request: names, key, SHA-256 of the CSR, who asked and from where, polls, the CSR`,
-  approve: `requests approve ID [--cert-days N] [--by NAME] ${COMMON}
-                             the client's next request gets the certificate (once); --cert-days shortens the
-                             validity (never beyond the label's); audited with the OS user, or --by`,
-  reject: `requests reject ID --reason TEXT [--by NAME] ${COMMON}
-                             the client's next request gets 403 with the reason; audited with the OS user, or --by`,
-};
+export const REQUESTS_COMMANDS: CommandUsage[] = [
+  {
+    words: 'requests list',
+    text: `requests list [--all] [--json] ${COMMON}
+                           requests waiting for approval (--all: decided ones too); --json: one JSON object a line`,
+  },
+  {
+    words: 'requests show',
+    text: `requests show ID ${COMMON}
+                           one request: names, key, SHA-256 of the CSR, who asked and from where, polls, the CSR`,
+  },
+  {
+    words: 'requests approve',
+    text: `requests approve ID [--cert-days N] [--by NAME] ${COMMON}
+                           the client's next request gets the certificate (once); --cert-days shortens the
+                           validity (never beyond the label's); audited with the OS user, or --by`,
+  },
+  {
+    words: 'requests reject',
+    text: `requests reject ID --reason TEXT [--by NAME] ${COMMON}
+                           the client's next request gets 403 with the reason; audited with the OS user, or --by`,
+  },
+];
 
-export const REQUESTS_USAGE = `Manual approval (the queue the gateway holds requests in; works while it runs):
-${Object.values(SUBCOMMAND_USAGE).map((u) => `  ${u}`).join('\n')}
+export const REQUESTS_USAGE = `Manual approval (requests held for an operator; works while the gateway runs; ID: 32 hex digits or the first 8+):
+${overview(REQUESTS_COMMANDS)}
 `;
 
 const out = (s: string) => void process.stdout.write(s);
@@ -45,7 +58,7 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
     out(REQUESTS_USAGE);
     return sub === undefined ? 2 : 0;
   }
-  const usage = SUBCOMMAND_USAGE[sub] && `usage: estgw ${SUBCOMMAND_USAGE[sub]}\n`;
+  const usage = usageOf(REQUESTS_COMMANDS, ['requests', sub]);
   if (!usage) throw new CertsUsageError(`unknown requests command "${oneLine(sub)}"\n${REQUESTS_USAGE}`);
   const { values, positionals } = parseArgs({
     args: rest,
