@@ -70,6 +70,8 @@ interface Job extends RenewState {
   lastAttempt?: number;
   lastSuccess?: number;
   lastError?: string;
+  /** The server has held the request (202) since then, until it issues or refuses. */
+  pendingSince?: number;
 }
 
 /** Runs `sh -c command`; rejects with the last line of stderr when it fails. */
@@ -127,7 +129,7 @@ export class ClientDaemon {
     this.jobs = ordered(this.cfg.certs).map((spec) => {
       // what was learnt about a certificate survives a reload; where it lives and how it is renewed come from the new spec
       const prev = old.get(spec.name);
-      const kept = prev ? { failures: prev.failures, lastAttempt: prev.lastAttempt, lastSuccess: prev.lastSuccess, lastError: prev.lastError, pendingKey: prev.pendingKey } : { failures: 0 };
+      const kept = prev ? { failures: prev.failures, lastAttempt: prev.lastAttempt, lastSuccess: prev.lastSuccess, lastError: prev.lastError, pendingKey: prev.pendingKey, pendingSince: prev.pendingSince } : { failures: 0 };
       return { ...kept, spec, store: new PairStore(spec.certFile, spec.keyFile), nextAt: 0 };
     });
     for (const j of this.jobs) {
@@ -252,6 +254,7 @@ export class ClientDaemon {
       j.failures = 0;
       j.lastSuccess = this.clock.now();
       delete j.lastError;
+      delete j.pendingSince;
       const next = nextAfterSuccess(this.clock.now(), j.validity, spec.policy, this.rng);
       j.nextAt = next.at;
       this.o.metrics?.attempt(spec.name, 'success');
@@ -268,6 +271,9 @@ export class ClientDaemon {
     } catch (e) {
       j.failures++;
       j.lastError = oneLine(e);
+      // still held while the server is briefly unavailable (its queue's Redis restarting)
+      if (isEstError(e, 'pending')) j.pendingSince ??= now;
+      else if (!isEstError(e, 'unavailable')) delete j.pendingSince;
       const serverSays = isEstError(e, 'pending') || isEstError(e, 'unavailable') ? (e as EstError).retryAfter : undefined;
       j.nextAt = this.clock.now() + retryDelay(this.clock.now(), j.validity, spec.policy, this.rng, serverSays === undefined ? undefined : serverSays * 1000);
       this.o.metrics?.attempt(spec.name, isEstError(e, 'pending') ? 'pending' : 'failure');
@@ -305,6 +311,7 @@ export class ClientDaemon {
       put('lastAttempt', iso(j.lastAttempt));
       put('lastSuccess', iso(j.lastSuccess));
       put('lastError', j.lastError);
+      put('pendingSince', iso(j.pendingSince));
       return s;
     });
     return { updatedAt: new Date(this.clock.now()).toISOString(), pid: process.pid, certs };

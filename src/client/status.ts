@@ -19,6 +19,8 @@ export interface CertStatus {
   /** One line; absent after a success. */
   lastError?: string;
   failures: number;
+  /** The server holds the request for approval (202) since then. */
+  pendingSince?: string;
 }
 
 export interface StatusDoc {
@@ -65,6 +67,7 @@ export function formatStatus(doc: StatusDoc, now: number): string {
       `  last attempt  ${when(c.lastAttempt, now)}${c.lastAttempt ? (c.lastError ? ' failed' : ' succeeded') : ''}`,
       `  last error    ${c.lastError ?? '-'}${c.failures > 1 ? ` (${c.failures} failures in a row)` : ''}`,
     );
+    if (c.pendingSince) lines.push(`  waiting       for approval since ${when(c.pendingSince, now)}`);
   }
   return `${lines.join('\n')}\n`;
 }
