@@ -86,6 +86,10 @@ export class ApprovalQueue {
   async admit(h: HoldContext, now = Date.now()): Promise<HeldRequest> {
     const key = requestKey(h.label.name, h.op, h.csr);
     let r = await this.store.byKey(key);
+    /** The entry a new one may take the key from: expired, issued, or past its removal. */
+    const previous = r?.id;
+    // past its removal (the embedded store purges on its sweep): as good as gone
+    if (r && r.removeAt <= now) r = undefined;
     if (r?.state === 'pending' && r.expiresAt <= now) r = (await this.expire(r, now)) ?? (await this.store.byKey(key));
     switch (r?.state) {
       case 'pending':
@@ -102,7 +106,7 @@ export class ApprovalQueue {
         throw forbidden(`the request was rejected by an operator: ${r.reason ?? 'no reason given'}`);
       default:
         // nothing yet, or expired or already issued: a request of its own
-        throw this.pending(await this.queue(h, key, now, r?.id));
+        throw this.pending(await this.queue(h, key, now, previous));
     }
   }
 

@@ -101,13 +101,19 @@ export class RedisApprovalStore implements ApprovalStore {
   async list(): Promise<HeldRequest[]> {
     await this.connecting;
     const ids = await this.client.smembers(this.idsKey());
+    if (ids.length === 0) return [];
+    // one round trip for all of them: the caps read the whole queue for each new request
+    const pipe = this.client.pipeline();
+    for (const id of ids) pipe.hgetall(this.entryKey(id));
+    const replies = (await pipe.exec()) ?? [];
     const out: HeldRequest[] = [];
     const gone: string[] = [];
-    for (const id of ids) {
-      const r = await this.get(id);
+    replies.forEach(([err, h], i) => {
+      if (err) throw err;
+      const r = fromHash(h as Record<string, string>);
       if (r) out.push(r);
-      else gone.push(id);
-    }
+      else gone.push(ids[i]!);
+    });
     if (gone.length) await this.client.srem(this.idsKey(), ...gone);
     return out;
   }

@@ -11,7 +11,7 @@ import { buildCsr } from '../../src/est/csr-build.js';
 import { buildName } from '../../src/est/name.js';
 import { eventually } from '../cache/helpers.js';
 import { scratchDir } from '../helpers/cli.js';
-import { DEV_AUTH, assertReason, enroll, estUrl, issuedCert } from '../helpers/est.js';
+import { DEV_AUTH, assertReason, enroll, estUrl, issuedCert, serverKeygenAnswer } from '../helpers/est.js';
 import { type TestGatewayOptions, startTestGateway } from '../helpers/gateway.js';
 import { basic, httpsRequest } from '../helpers/http.js';
 import { makeCsr } from '../helpers/pki.js';
@@ -176,4 +176,15 @@ test('restart: a pending request survives in DATA_DIR/approvals and is approved 
   t.is(heldId(t, await enroll(gw, csr.b64), 60), id);
   t.is((await cli('approve', id)).code, 0);
   t.is(issuedCert(t, await enroll(gw, csr.b64)).subject, 'CN=plc-restart');
+});
+
+test('serverkeygen is held too; after approval the next poll gets the generated key and its certificate, and a simpleenroll of the same names is another request', async (t) => {
+  const { gw, cli } = await gateway(t, { labels: { default: { approval: 'manual' } } });
+  const csr = await makeCsr('plc-keygen');
+  const id = heldId(t, await enroll(gw, csr.b64, { op: 'serverkeygen' }), 60);
+  t.not(heldId(t, await enroll(gw, csr.b64), 60), id);
+  t.is((await cli('approve', id)).code, 0);
+  const res = await enroll(gw, csr.b64, { op: 'serverkeygen' });
+  t.is(res.status, 200, res.body.toString());
+  t.is(serverKeygenAnswer(t, res.headers['content-type']!, res.body).cert.subject, 'CN=plc-keygen');
 });
