@@ -5,8 +5,13 @@ import { execFile } from 'node:child_process';
 import type { Logger } from '../util/log.js';
 import type { HeldRequest } from './store.js';
 
-/** CSR names may hold anything: one printable line each (JSON escapes), never a NUL that execve refuses. */
-export const oneLine = (s: string): string => JSON.stringify(s).slice(1, -1);
+/**
+ * Names come from CSRs: one line each, as JSON escapes them, plus the invisible
+ * format characters (a right-to-left override could make `plc-7` of another
+ * name look like it on an operator's terminal) and line separators.
+ */
+export const oneLine = (s: string): string =>
+  JSON.stringify(s).slice(1, -1).replace(/[\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 export function runHook(argv: string[], timeoutMs: number, r: HeldRequest, logger: Logger): void {
   const env = {

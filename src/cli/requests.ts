@@ -99,7 +99,7 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
   try {
     switch (sub) {
       case 'list': {
-        const rows = (await store.list()).filter((r) => values.all || stateOf(r, now) === 'pending' || r.state === 'approved').sort((a, b) => a.firstSeen - b.firstSeen);
+        const rows = (await store.list()).filter((r) => values.all || ['pending', 'approved', 'issuing'].includes(stateOf(r, now))).sort((a, b) => a.firstSeen - b.firstSeen);
         for (const r of rows) {
           if (values.json) out(`${JSON.stringify({ ...withoutCsr(r), state: stateOf(r, now) })}\n`);
           else out(`${r.id}  ${stateOf(r, now).padEnd(8)}  ${r.label}  ${iso(r.firstSeen)}  polls ${r.polls}  ${oneLine(r.identity)}  ${oneLine(r.source)}  ${oneLine(r.subject)}${r.sans.length ? `  ${r.sans.map(oneLine).join(',')}` : ''}\n`);

@@ -188,3 +188,16 @@ test('serverkeygen is held too; after approval the next poll gets the generated 
   t.is(res.status, 200, res.body.toString());
   t.is(serverKeygenAnswer(t, res.headers['content-type']!, res.body).cert.subject, 'CN=plc-keygen');
 });
+
+test('list and show escape what a CSR may carry that would mislead a terminal: a right-to-left override, a line separator', async (t) => {
+  const { gw, cli } = await gateway(t, { labels: { default: { approval: 'manual' } } });
+  const res = await enroll(gw, (await makeCsr('plc-7\u202egnp.exe\u2028x')).b64);
+  const id = heldId(t, res, 60);
+  const list = await cli('list');
+  t.is(list.code, 0, list.stderr);
+  const shown = await cli('show', id);
+  for (const out of [list.stdout.toString(), shown.stdout.toString()]) {
+    t.true(out.includes('plc-7\\u202egnp.exe\\u2028x'), out);
+    t.false(/[\u202e\u2028\u2029]/.test(out));
+  }
+});
