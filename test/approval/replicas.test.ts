@@ -49,6 +49,7 @@ test('held at both replicas, approved by the CLI in another process, issued once
   // the other replica finds the same entry: the same key and names, a CSR signed anew
   t.is(heldId(t, await enroll(b, (await makeCsr('plc-approve', { key: csr.key })).b64), 7), id);
   t.is(issuedFor('plc-approve'), 0);
+  t.like(a.audit().find((l) => l.subject === 'CN=plc-approve'), { op: 'simpleenroll', status: 202, outcome: 'pending', identity: 'user:estuser' });
 
   const [row] = (await listed(t, cli)).filter((r) => r.id === id);
   t.like(row, { state: 'pending', label: 'default', subject: 'CN=plc-approve', identity: 'user:estuser', source: '127.0.0.1', polls: 2 });
