@@ -138,9 +138,19 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
       process.stderr.write(`estgw: ${e.message}\n`);
       return 1;
     }
+    // the host alone: a Redis URL may carry a password
+    if (store.kind === 'redis') throw new Error(`cannot reach the approval queue in Redis at ${redisHost(cfg.redis.url!)} (key prefix "${cfg.redis.key_prefix}"): ${(e as Error).message}`);
     throw e;
   } finally {
     await store.close();
+  }
+}
+
+function redisHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'the configured URL';
   }
 }
 

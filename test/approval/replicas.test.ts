@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../cache/helpers.js';
+import { SHARED_REDIS_URL, deleteKeys, freePort, uniquePrefix } from '../cache/helpers.js';
 import { assertReason, enroll, issuedCert } from '../helpers/est.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
 import { makeCsr } from '../helpers/pki.js';
@@ -145,4 +145,13 @@ test('metrics: pending requests by label and the age of the oldest', async (t) =
   t.truthy(m, text.split('\n').filter((l) => l.includes('approval')).join('\n'));
   t.true(Number(m![1]) >= 1);
   t.regex(text, /^estgw_approval_oldest_pending_seconds\{label="default"\} \d+$/m);
+});
+
+test('Redis unreachable: requests says where it looked, never the password in the URL, and exits 1', async (t) => {
+  const port = await freePort();
+  const down = requestsCli({ dataDir, redis: { url: `redis://:hunter2@127.0.0.1:${port}`, prefix } });
+  const r = await down('list');
+  t.is(r.code, 1);
+  t.regex(r.stderr, new RegExp(`^estgw: cannot reach the approval queue in Redis at 127\\.0\\.0\\.1:${port} \\(key prefix "${prefix}"\\): .+\\n$`));
+  t.false(r.stderr.includes('hunter2'));
 });
