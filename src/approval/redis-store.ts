@@ -6,9 +6,11 @@ import { Redis } from 'ioredis';
 import { type ApprovalState, type ApprovalStore, type HeldRequest, type Transition, ApprovalStoreError } from './store.js';
 
 // KEYS: entry, key index, id set. ARGV: id, key, replacing, ttl ms, field/value pairs.
+// The index expires with the entry it names (every TTL change sets both), so a
+// present index means a present entry.
 const ADD = `
 local cur = redis.call('get', KEYS[2])
-if cur and cur ~= ARGV[3] and redis.call('exists', KEYS[1]:sub(1, #KEYS[1] - #ARGV[1]) .. cur) == 1 then return cur end
+if cur and cur ~= ARGV[3] then return cur end
 for i = 5, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('pexpire', KEYS[1], ARGV[4])
 redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[4])
