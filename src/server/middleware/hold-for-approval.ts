@@ -35,6 +35,7 @@ export function holdForApproval(s: Services) {
       await queue.release(claimed).catch((err: unknown) => s.logger.error({ err, id: claimed.id }, 'releasing an approved request failed'));
       throw e;
     }
-    await queue.consumed(claimed, st.issued?.serialHex);
+    // issued: the answer stands even if the queue cannot be told (the entry stays `issuing`, never issued again)
+    await queue.consumed(claimed, st.issued?.serialHex).catch((err: unknown) => s.logger.error({ err, id: claimed.id }, 'marking an approved request issued failed'));
   };
 }
