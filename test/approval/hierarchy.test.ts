@@ -100,4 +100,7 @@ test.serial('held at the top: the 202 and its Retry-After reach the device throu
   // issued by the top, not by the bottom's fallback CA
   t.is(cert.issuer, 'O=EST Test\nCN=top issuing CA');
   t.is([...h.top.gateway.ledger!.store.list({ subject: 'CN=plc-top' })].length, 1);
+  // consumed at the top: the same request again is held again, through both RAs
+  t.is((await enroll(h.bottom, device.b64)).status, 202);
+  t.is([...h.top.gateway.ledger!.store.list({ subject: 'CN=plc-top' })].length, 1);
 });
