@@ -155,3 +155,13 @@ test('Redis unreachable: requests says where it looked, never the password in th
   t.regex(r.stderr, new RegExp(`^estgw: cannot reach the approval queue in Redis at 127\\.0\\.0\\.1:${port} \\(key prefix "${prefix}"\\): .+\\n$`));
   t.false(r.stderr.includes('hunter2'));
 });
+
+test('the same new request at both replicas at the same moment makes one entry', async (t) => {
+  const csr = await makeCsr('plc-twice');
+  const [x, y, z] = await Promise.all([enroll(a, csr.b64), enroll(b, csr.b64), enroll(b, csr.b64)]);
+  const ids = new Set([heldId(t, x, 7), heldId(t, y, 7), heldId(t, z, 7)]);
+  t.is(ids.size, 1);
+  const rows = (await listed(t, cli)).filter((r) => r.subject === 'CN=plc-twice');
+  t.is(rows.length, 1);
+  t.is(rows[0]!.polls, 3);
+});
