@@ -12,6 +12,7 @@ import { caDir, preparePki, recordSetupCertificates } from '../server/pki-setup.
 import { Ledger, ledgerCas } from '../ledger/ledger.js';
 import { CLIENT_USAGE, clientUsageOf, runClientCli } from '../client/cli.js';
 import { CERTS_USAGE, CertsUsageError, runCertsCli } from './certs.js';
+import { REQUESTS_COMMANDS, REQUESTS_USAGE, runRequestsCli } from './requests.js';
 import { serve, serveWorker } from '../server/serve.js';
 import { type CommandUsage, overview, usageOf, wantsHelp } from '../client/usage.js';
 
@@ -52,7 +53,7 @@ Gateway:
 ${overview(GATEWAY_COMMANDS)}
 
 ${CERTS_USAGE}
-
+${REQUESTS_USAGE}
 ${CLIENT_USAGE}`;
 
 /** The usage of the command the leading words name (`ca request-subca FILE --help` → ca request-subca). */
@@ -61,7 +62,7 @@ function usageFor(argv: string[]): string | undefined {
   const words = firstOption < 0 ? argv : argv.slice(0, firstOption);
   for (const n of [2, 1]) {
     if (words.length < n) continue;
-    const text = usageOf(GATEWAY_COMMANDS, words.slice(0, n)) ?? clientUsageOf(words.slice(0, n));
+    const text = usageOf(GATEWAY_COMMANDS, words.slice(0, n)) ?? usageOf(REQUESTS_COMMANDS, words.slice(0, n)) ?? clientUsageOf(words.slice(0, n));
     if (text) return text;
   }
   return undefined;
@@ -239,6 +240,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdPasswd(rest);
       case 'certs':
         return await runCertsCli(rest, loadConfigFor);
+      case 'requests':
+        return await runRequestsCli(rest, loadConfigFor);
       case 'cacerts':
       case 'csrattrs':
       case 'enroll':

@@ -84,6 +84,8 @@ interface Job extends RenewState {
   revokedSerial?: string;
   /** Why renewal stopped. */
   stopped?: string;
+  /** The server has held the request (202) since then, until it issues or refuses. */
+  pendingSince?: number;
 }
 
 /** Runs `sh -c command`; rejects with the last line of stderr when it fails. */
@@ -148,7 +150,7 @@ export class ClientDaemon {
       const kept = prev
         ? {
             failures: prev.failures, lastAttempt: prev.lastAttempt, lastSuccess: prev.lastSuccess, lastError: prev.lastError, pendingKey: prev.pendingKey,
-            revocation: prev.revocation, revokedSerial: prev.revokedSerial,
+            pendingSince: prev.pendingSince, revocation: prev.revocation, revokedSerial: prev.revokedSerial,
           }
         : { failures: 0 };
       return { ...kept, spec, store: new PairStore(spec.certFile, spec.keyFile), nextAt: 0 };
@@ -372,6 +374,7 @@ export class ClientDaemon {
         delete j.revokedSerial;
         delete j.revocation;
       }
+      delete j.pendingSince;
       const next = nextAfterSuccess(this.clock.now(), j.validity, spec.policy, this.rng);
       j.nextAt = next.at;
       this.o.metrics?.attempt(spec.name, 'success');
@@ -396,6 +399,9 @@ export class ClientDaemon {
       }
       j.failures++;
       j.lastError = oneLine(e);
+      // still held while the server is briefly unavailable (its queue's Redis restarting)
+      if (isEstError(e, 'pending')) j.pendingSince ??= now;
+      else if (!isEstError(e, 'unavailable')) delete j.pendingSince;
       const serverSays = isEstError(e, 'pending') || isEstError(e, 'unavailable') ? (e as EstError).retryAfter : undefined;
       j.nextAt = this.clock.now() + retryDelay(this.clock.now(), j.validity, spec.policy, this.rng, serverSays === undefined ? undefined : serverSays * 1000);
       this.o.metrics?.attempt(spec.name, isEstError(e, 'pending') ? 'pending' : 'failure');
@@ -435,6 +441,7 @@ export class ClientDaemon {
       put('lastError', j.lastError);
       put('revocation', j.revocation);
       put('stopped', j.stopped);
+      put('pendingSince', iso(j.pendingSince));
       return s;
     });
     return { updatedAt: new Date(this.clock.now()).toISOString(), pid: process.pid, certs };

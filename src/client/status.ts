@@ -24,6 +24,8 @@ export interface CertStatus {
   revocation?: RevocationReport;
   /** Why the daemon no longer renews this certificate (a revocation it may not replace). */
   stopped?: string;
+  /** The server holds the request for approval (202) since then. */
+  pendingSince?: string;
 }
 
 export interface StatusDoc {
@@ -72,6 +74,7 @@ export function formatStatus(doc: StatusDoc, now: number): string {
       ...(c.revocation ? [`  revocation    ${describeRevocation(c.revocation)}`] : []),
       ...(c.stopped ? [`  renewal       STOPPED: ${c.stopped}`] : []),
     );
+    if (c.pendingSince) lines.push(`  waiting       for approval since ${when(c.pendingSince, now)}`);
   }
   return `${lines.join('\n')}\n`;
 }

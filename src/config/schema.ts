@@ -29,6 +29,7 @@ const durationAtLeast = (what: string, minMs: number, minText: string) =>
     }
   });
 const duration = durationAtLeast('cert_lifetime', MIN_CERT_LIFETIME_MS, '60s');
+const approvalMode = z.enum(['auto', 'manual']);
 
 export const grantSchema = z
   .object({
@@ -50,6 +51,7 @@ export const grantSchema = z
     allow_wildcard: z.boolean().default(false).describe('May request wildcard dNSNames (`*.plant.local`, the whole left-most label only, RFC 6125 §6.4.3) where dns_names matches them.'),
     allow_ca: z.boolean().default(false).describe('May request CA certificates (basicConstraints CA:TRUE), for example a sub-CA of a lower layer or an IoT Edge CA.'),
     max_path_len: z.number().int().min(0).max(16).default(0).describe('Largest pathLen a CA request may carry when allow_ca is true.'),
+    approval: approvalMode.optional().describe('`manual` holds what this grant allows for an operator (`estgw requests approve`), `auto` issues at once; unset: the label\'s `approval`.'),
   })
   .strict();
 
@@ -170,6 +172,12 @@ export const labelSchema = z
       .describe(
         '`policy`: /csrattrs lists what this label accepts (RFC 7030 §4.5.2 as clarified by RFC 9908): challengePassword when require_pop, each key type (rsaEncryption with rsa_min_bits, id-ecPublicKey with its curves, Ed25519), the signature algorithm for each, and csr_attributes. `none`: /csrattrs answers 204 No Content, which libest\'s estclient reports as a failure.',
       ),
+    approval: approvalMode
+      .default('auto')
+      .describe('`manual`: an enrollment that passed authentication, proof-of-possession and policy is held (202 + Retry-After) until an operator approves it with `estgw requests approve`; the client\'s repeated request then gets the certificate. `auto`: issued at once. A grant\'s own `approval` overrides this.'),
+    approval_exempt_renewals: z.boolean().default(true).describe('With manual approval: renewals (simplereenroll) of a valid certificate this label issued are not held. Renewals an RA vouches for without Client-Cert are enrollments and are held.'),
+    approval_exempt_ras: z.boolean().default(false).describe('With manual approval: requests from a registration authority (a lower layer, which may hold them itself) are not held.'),
+    approval_exempt_identities: z.array(identityPattern).default([]).describe('With manual approval: identities (patterns as in grants) whose requests are not held, e.g. ["cert:device/line-*"].'),
     grants: z.array(grantSchema).default([{ identity: '*', common_names: ['*'], dns_names: ['*'], ip_addresses: ['*'], emails: ['*'], uris: ['*'], subject_attributes: ['*'], allow_wildcard: false, allow_ca: false, max_path_len: 0 }]).describe('Which names each identity may request. No matching grant: 403. Without any [[grants]] table: one grant letting every authenticated client request any subject and subjectAltName, but no CA certificate (what the libest test server does).'),
   })
   .strict();
@@ -286,6 +294,20 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('The CA-chain cache shared by the replicas of a layer.'),
+    approval: z
+      .object({
+        expiry: durationAtLeast('approval.expiry', 1000, '1s').default('7d').describe('How long a held request waits for a decision; then it expires (audit line "approval request expired") and the client\'s next request is queued anew.'),
+        keep_decided: durationAtLeast('approval.keep_decided', 1000, '1s').default('1d').describe('How long a rejected or expired request is kept after the decision, so that the client\'s next poll sees the 403 with the reason (and `estgw requests list` shows it).'),
+        retry_after: z.number().int().min(1).max(86400).default(60).describe('Seconds in the Retry-After of a 202 for a held request.'),
+        max_pending_per_source: z.number().int().min(1).default(10).describe('Held requests one client address may have waiting; more get 503 with a reason. Not applied to registration authorities (their whole subtree shares their address).'),
+        max_pending_per_identity: z.number().int().min(1).default(100).describe('Held requests one authenticated identity may have waiting (a shared bootstrap user counts once); more get 503. Not applied to registration authorities.'),
+        max_pending_per_label: z.number().int().min(1).default(1000).describe('Held requests one label may have waiting, whoever asks; more get 503.'),
+        hook: z.array(z.string().min(1)).min(1).optional().describe('Command run (argv, no shell) when a request is queued, e.g. ["/usr/local/bin/notify-operator"]; it gets ESTGW_REQUEST_ID, ESTGW_REQUEST_LABEL, ESTGW_REQUEST_SUBJECT, ESTGW_REQUEST_NAMES, ESTGW_REQUEST_IDENTITY and ESTGW_REQUEST_SOURCE in its environment. Failures are logged; the client\'s answer never waits for it.'),
+        hook_timeout: z.number().min(1).max(300).default(10).describe('Seconds the hook may run before it is killed.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The queue of requests held for manual approval (labels with approval = "manual"): in Redis under key_prefix when redis.url is set (shared by every replica), else in DATA_DIR/approvals.'),
     cas: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'CA names use letters, digits, - and _'), caSchema).prefault({ root: {} }).describe('Local CAs by name.'),
     users: z.record(z.string().min(1), userSchema).default({}).describe('HTTP Basic users by name.'),
     proxy: z

@@ -26,6 +26,8 @@ export interface Decision {
   maxSpanMs?: number;
   /** certificatePolicies OID naming the label's profile (profile_oid), written into the certificate. */
   profileOid?: string;
+  /** `manual`: held for an operator (src/approval) before it is issued; the grant's setting, else the label's. */
+  approval: 'auto' | 'manual';
 }
 
 /** A grant with its patterns compiled. */
@@ -179,7 +181,7 @@ export class LabelPolicy {
     const reasons: string[] = [];
     for (const g of grants) {
       const why = this.grantRefuses(g, identity, csr, wantsCa);
-      if (!why) return this.decision(csr, wantsCa ? (csr.basicConstraints?.pathLen ?? g.cfg.max_path_len) : undefined);
+      if (!why) return { ...this.decision(csr, wantsCa ? (csr.basicConstraints?.pathLen ?? g.cfg.max_path_len) : undefined), approval: g.cfg.approval ?? this.cfg.approval };
       reasons.push(why);
     }
     throw forbidden(`${identityString(identity)} may not request ${quote(formatName(csr.subject) || 'an empty subject')}: ${reasons[0]}`);
@@ -267,7 +269,9 @@ export class LabelPolicy {
   /** `caPathLen` set: issue a CA certificate with that pathLen. */
   private decision(csr: Csr, caPathLen?: number): Decision {
     const san = csr.extensions.find((e) => e.oid === OID.subjectAltName);
-    const d: Decision = { extKeyUsage: caPathLen === undefined ? this.extKeyUsage(csr) : [], validityDays: labelValidityDays(this.cfg), profileOid: this.profileOid };
+    const d: Decision = {
+      extKeyUsage: caPathLen === undefined ? this.extKeyUsage(csr) : [], validityDays: labelValidityDays(this.cfg), profileOid: this.profileOid, approval: this.cfg.approval,
+    };
     if (san) d.subjectAltNameDer = san.value;
     if (caPathLen !== undefined) d.ca = { pathLen: caPathLen };
     return d;

@@ -27,7 +27,8 @@ function auditLog(s: Services) {
           op: st.op ?? null,
           label: st.label?.name,
           status: ctx.status,
-          outcome: st.issued ? 'issued' : st.error ? (ctx.status < 500 ? 'rejected' : 'failed') : 'ok',
+          // pending: held for approval, here or at a parent (202), neither refused nor failed
+          outcome: st.issued ? 'issued' : st.error?.kind === 'pending' ? 'pending' : st.error ? (ctx.status < 500 ? 'rejected' : 'failed') : 'ok',
           ms: Number(process.hrtime.bigint() - started) / 1e6,
           remote: ctx.request.ip,
           tls: st.socket?.getProtocol?.() ?? undefined,

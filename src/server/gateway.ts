@@ -14,6 +14,7 @@ import { LocalIssuer } from '../issuer/local-issuer.js';
 import { upstreamClient, upstreamClientOptions } from '../issuer/upstream-options.js';
 import type { KeySpec } from '../pki/keys.js';
 import { Ledger, type LedgerCa, ledgerCas } from '../ledger/ledger.js';
+import { ApprovalQueue, openApprovalStore, usesManualApproval } from '../approval/queue.js';
 import { serveCrls } from './crl.js';
 import { linksOfPeer } from './middleware/check-not-revoked.js';
 import { RevocationAuthority } from './revocation.js';
@@ -181,6 +182,18 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       checkRevoked: (peer, key, anchors) => revocation.assertNotRevoked(linksOfPeer(peer, key, anchors), 'client certificate'),
     });
   }
+  // the queue of requests held for an operator: shared through Redis, else in the data directory
+  const approvals = usesManualApproval(cfg.labels) ? new ApprovalQueue(openApprovalStore(cfg), cfg.approval, logger) : undefined;
+  let approvalTimer: NodeJS.Timeout | undefined;
+  if (approvals) {
+    services.approvals = approvals;
+    metrics.watchApprovals(approvals);
+    // expiries nobody polls for are recorded too; every replica sweeps, a transition happens once
+    approvalTimer = setInterval(() => {
+      approvals.sweep().catch((err: unknown) => logger.warn({ err }, 'sweeping the approval queue failed'));
+    }, Math.min(30_000, Math.max(250, approvals.expiryMs / 4)));
+    approvalTimer.unref();
+  }
   const app = createApp(services);
 
   let tlsOptions = {
@@ -333,6 +346,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       if (trustTimer) clearInterval(trustTimer);
       if (crlTimer) clearInterval(crlTimer);
       if (crlFetchTimer) clearInterval(crlFetchTimer);
+      if (approvalTimer) clearInterval(approvalTimer);
       if (crlServer) await new Promise((r) => crlServer.close(r));
       await Promise.all(chainServices.map((c) => c.close()));
       for (const f of forwarders.values()) f.close();
@@ -341,6 +355,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       await cache.close();
       await crlCache.close();
       await ledger?.close();
+      await approvals?.close();
     },
     close: () => running.drain({ delayMs: 0, graceMs: 2000 }),
   };

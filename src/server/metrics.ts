@@ -1,6 +1,7 @@
 // Prometheus metrics of one gateway process. With several workers each has its
 // own registry and the primary sums them (prom-client's AggregatorRegistry).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ApprovalQueue } from '../approval/queue.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { CaMaterial } from '../pki/ca.js';
 
@@ -92,6 +93,35 @@ export class GatewayMetrics {
     labelNames: ['crl'],
     registers: [this.registry],
   });
+  private approvals: ApprovalQueue | undefined;
+  // read from the queue at scrape time: decisions come from `estgw requests` and other replicas
+  private readonly approvalPending = new Gauge({
+    name: 'estgw_approval_pending',
+    help: 'Requests held for manual approval, by label (the queue every replica of the layer shares)',
+    labelNames: ['label'],
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: async () => {
+      const snap = await this.approvalSnapshot();
+      this.approvalPending.reset();
+      for (const [label, p] of snap) this.approvalPending.set({ label }, p.count);
+    },
+  });
+  private readonly approvalOldest = new Gauge({
+    name: 'estgw_approval_oldest_pending_seconds',
+    help: 'Age of the oldest request held for manual approval, by label',
+    labelNames: ['label'],
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: async () => {
+      const now = Date.now();
+      const snap = await this.approvalSnapshot();
+      this.approvalOldest.reset();
+      for (const [label, p] of snap) this.approvalOldest.set({ label }, Math.max(0, Math.round((now - p.oldest) / 1000)));
+    },
+  });
+  /** One read of the queue serves both gauges of a scrape. */
+  private approvalRead: Promise<Map<string, { count: number; oldest: number }>> | undefined;
 
   constructor(o: { processMetrics?: boolean } = {}) {
     // read from the ledger at scrape time: revocations come from `estgw certs revoke` in another process
@@ -137,6 +167,20 @@ export class GatewayMetrics {
 
   watchLedger(ledger: Ledger): void {
     this.ledger = ledger;
+  }
+
+  watchApprovals(queue: ApprovalQueue): void {
+    this.approvals = queue;
+  }
+
+  private approvalSnapshot(): Promise<Map<string, { count: number; oldest: number }>> {
+    if (!this.approvals) return Promise.resolve(new Map());
+    if (!this.approvalRead) {
+      // the queue unreachable (Redis down): no values rather than a failed scrape
+      this.approvalRead = this.approvals.pendingByLabel().catch(() => new Map());
+      void this.approvalRead.finally(() => (this.approvalRead = undefined));
+    }
+    return this.approvalRead;
   }
 
   private collectCrls(): void {

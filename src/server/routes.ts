@@ -10,6 +10,7 @@ import { refuseRevokedClient, refuseRevokedRenewal } from './middleware/check-no
 import { checkReenrollIdentity } from './middleware/check-reenroll-identity.js';
 import { checkServerKeygenOffered } from './middleware/check-serverkeygen-offered.js';
 import { decodeCsr } from './middleware/decode-csr.js';
+import { holdForApproval } from './middleware/hold-for-approval.js';
 import { readBody } from './middleware/read-body.js';
 import { issueCertificate, notImplemented, respondCaCerts, respondCsrAttrs } from './middleware/respond.js';
 import type { Services } from './services.js';
@@ -24,17 +25,18 @@ export function routeTable(s: Services): Record<Operation, Route> {
   const authenticate = authenticateClient(s);
   const notRevoked = refuseRevokedClient(s);
   const body = readBody(s.bodyLimit);
+  const hold = holdForApproval(s);
   return {
     // §4.1: no authentication, so that anyone can bootstrap trust
     cacerts: { method: 'GET', chain: [respondCaCerts(s)] },
     // §4.5
     csrattrs: { method: 'GET', chain: [respondCsrAttrs] },
     // §4.2.1
-    simpleenroll: { method: 'POST', chain: [checkContentType, authenticate, notRevoked, body, decodeCsr, checkPop, applyPolicy, issueCertificate('simpleenroll')] },
+    simpleenroll: { method: 'POST', chain: [checkContentType, authenticate, notRevoked, body, decodeCsr, checkPop, applyPolicy, hold, issueCertificate('simpleenroll')] },
     // §4.2.2
-    simplereenroll: { method: 'POST', chain: [checkContentType, authenticate, notRevoked, body, decodeCsr, checkReenrollIdentity, refuseRevokedRenewal(s), checkPop, issueCertificate('simplereenroll')] },
+    simplereenroll: { method: 'POST', chain: [checkContentType, authenticate, notRevoked, body, decodeCsr, checkReenrollIdentity, refuseRevokedRenewal(s), checkPop, hold, issueCertificate('simplereenroll')] },
     // §4.4; a forwarding label offers it only with forward_serverkeygen
-    serverkeygen: { method: 'POST', chain: [checkServerKeygenOffered, checkContentType, authenticate, notRevoked, body, decodeCsr, checkPop, applyPolicy, issueCertificate('serverkeygen')] },
+    serverkeygen: { method: 'POST', chain: [checkServerKeygenOffered, checkContentType, authenticate, notRevoked, body, decodeCsr, checkPop, applyPolicy, hold, issueCertificate('serverkeygen')] },
     // §4.3: optional; answered 501
     fullcmc: { method: 'POST', chain: [notImplemented] },
   };

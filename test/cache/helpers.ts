@@ -46,9 +46,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A throw-away redis-server on loopback, without persistence; killed with the test at the latest. */
-export async function startRedis(t: ExecutionContext, port: number): Promise<{ kill: () => Promise<void> }> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+/**
+ * A throw-away redis-server on loopback, killed with the test at the latest.
+ * Without persistence, or with `persistDir`: an append-only file there, synced
+ * on every write, so that a kill -9 and a start on the same directory keep everything.
+ */
+export async function startRedis(t: ExecutionContext, port: number, o: { persistDir?: string } = {}): Promise<{ kill: () => Promise<void> }> {
+  const persistence = o.persistDir ? ['--dir', o.persistDir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
   const exited = once(child, 'exit');
   const kill = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -31,6 +31,11 @@ const COMMANDS: Array<[string[], RegExp]> = [
   [['client'], /client run[\s\S]*client status/],
   [['client', 'run'], /--aziot-config/],
   [['client', 'status'], /--status-file/],
+  [['requests'], /requests list[\s\S]*requests approve[\s\S]*requests reject/],
+  [['requests', 'list'], /--json/],
+  [['requests', 'show'], /SHA-256 of the CSR/],
+  [['requests', 'approve'], /--cert-days N/],
+  [['requests', 'reject'], /--reason TEXT/],
   [['version'], /version/],
   [['help'], /COMMAND --help/],
 ];
@@ -57,7 +62,7 @@ test.serial('estgw help COMMAND is COMMAND --help', async (t) => {
 
 test.serial('--help does nothing else: serve starts no server, ca init creates no CA, passwd reads no password', async (t) => {
   // each would write ./data or wait for stdin; all three must return at once, leaving the folder empty
-  for (const words of [['serve'], ['ca', 'init'], ['passwd'], ['client', 'run']]) {
+  for (const words of [['serve'], ['ca', 'init'], ['passwd'], ['client', 'run'], ['requests', 'approve']]) {
     const r = await estgw([...words, '--help'], tmp.dir);
     t.is(r.code, 0, `${words.join(' ')}: ${r.stderr}`);
   }

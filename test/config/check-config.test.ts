@@ -99,3 +99,17 @@ test('security review: a grant for CA or RA certificates must name a role or one
   t.deepEqual(grant('*'), [], 'device grants may still say *');
   t.true(problems({ labels: { x: { grants: [{ identity: 'bottom-ra' }] } } }).some((m) => m.includes('must be *, user:NAME')));
 });
+
+test('approval: modes, exempt identity patterns, the [approval] table and its bounds are checked; manual stays off by default', async (t) => {
+  t.true(problems({ labels: { default: { approval: 'sometimes' } } }).some((p) => p.startsWith('labels.default.approval:')));
+  t.true(problems({ labels: { default: { grants: [{ approval: 'later' }] } } }).some((p) => p.startsWith('labels.default.grants[0].approval:')));
+  t.true(problems({ labels: { default: { approval_exempt_identities: ['line-*'] } } }).some((p) => p.startsWith('labels.default.approval_exempt_identities[0]:')));
+  t.true(problems({ approval: { expiry: '0s' } }).some((p) => p.startsWith('approval.expiry:')));
+  t.true(problems({ approval: { keep_decided: '500ms' } }).some((p) => p.startsWith('approval.keep_decided:')));
+  t.true(problems({ approval: { retry_after: 0 } }).some((p) => p.startsWith('approval.retry_after:')));
+  t.true(problems({ approval: { hook: [] } }).some((p) => p.startsWith('approval.hook:')));
+  t.deepEqual(problems({ labels: { default: { approval: 'manual', grants: [{ identity: 'user:boot', approval: 'auto' }] } }, approval: { expiry: '2h', hook: ['/bin/true'] } }), []);
+  const cfg = await embeddedConfig();
+  t.true(Object.values(cfg.labels).every((l) => l.approval === 'auto' && l.grants.every((g) => g.approval === undefined)));
+  t.like(cfg.approval, { expiry: '7d', keep_decided: '1d', retry_after: 60 });
+});

@@ -106,7 +106,7 @@ const srcModules = () => readdirSync(SRC).filter((n) => statSync(join(SRC, n)).i
 const TIERS: Record<string, number> = {
   cli: 0, index: 0,
   server: 1, client: 1,
-  issuer: 2, ledger: 2, policy: 2, cache: 2, config: 2,
+  issuer: 2, ledger: 2, approval: 2, policy: 2, cache: 2, config: 2,
   transport: 2.5,
   auth: 3, pki: 3, est: 3, util: 3, errors: 3,
 };

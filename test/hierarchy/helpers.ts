@@ -24,6 +24,15 @@ export interface HierarchyOptions {
   middleUpstream?: Record<string, unknown>;
   /** Extra keys of the bottom's upstream table. */
   bottomUpstream?: Record<string, unknown>;
+  /** Extra keys of the top's and the bottom's default label (approval = "manual"). */
+  topLabel?: Record<string, unknown>;
+  bottomLabel?: Record<string, unknown>;
+  /** Other top-level tables of the top's and the bottom's configuration ([approval]). */
+  topExtra?: Record<string, unknown>;
+  bottomExtra?: Record<string, unknown>;
+  /** Replicas of the bottom layer (default 1), sharing this Redis when given. */
+  bottomReplicas?: number;
+  bottomRedis?: { url: string; key_prefix: string };
 }
 
 export interface Hierarchy {
@@ -31,6 +40,8 @@ export interface Hierarchy {
   /** Replicas A and B of the middle layer; the bottom forwards to A. */
   middles: TestGateway[];
   bottom: TestGateway;
+  /** Every replica of the bottom layer; bottom is the first. */
+  bottoms: TestGateway[];
   /** The hierarchy's root, PEM, and a file holding it. */
   rootPem: string;
   rootFile: string;
@@ -65,7 +76,8 @@ export async function startHierarchy(o: HierarchyOptions): Promise<Hierarchy> {
         root: { create: 'root', subject: '/O=EST Test/CN=hierarchy root' },
         issuing: { create: 'subordinate', parent: 'root', subject: '/O=EST Test/CN=top issuing CA' },
       },
-      labels: { default: { ca: 'issuing', auth: ['cert'], grants: grantDevices(`cert:ra/${MIDDLE_RA}`) } },
+      labels: { default: { ca: 'issuing', auth: ['cert'], grants: grantDevices(`cert:ra/${MIDDLE_RA}`), ...o.topLabel } },
+      ...(o.topExtra ? { extra: o.topExtra } : {}),
     });
     started.push(top);
     const issuing = top.gateway.pki.cas.get('issuing')!;
@@ -116,8 +128,10 @@ export async function startHierarchy(o: HierarchyOptions): Promise<Hierarchy> {
       started.push(m);
     }
 
-    const bottom = await startTestGateway({
+    const startBottom = () => startTestGateway({
       cas: { bottom: { create: 'none', dir: join(dir, 'bottom-ca') } },
+      ...(o.bottomRedis ? { redis: o.bottomRedis } : {}),
+      ...(o.bottomExtra ? { extra: o.bottomExtra } : {}),
       server: { tls_issuer: 'bottom' },
       labels: {
         default: {
@@ -128,16 +142,23 @@ export async function startHierarchy(o: HierarchyOptions): Promise<Hierarchy> {
           auth: ['basic', 'cert'],
           upstream: { url: middles[0]!.url, trust: rootFile, ...bottomRa, timeout: 3, connect_timeout: 1, ...o.bottomUpstream },
           grants: grantDevices('*'),
+          ...o.bottomLabel,
         },
       },
     });
-    started.push(bottom);
+    const bottoms: TestGateway[] = [];
+    for (let i = 0; i < (o.bottomReplicas ?? 1); i++) {
+      bottoms.push(await startBottom());
+      started.push(bottoms[i]!);
+    }
+    const bottom = bottoms[0]!;
 
     let middlesUp = true;
     return {
       top,
       middles,
       bottom,
+      bottoms,
       rootPem,
       rootFile,
       bottomCa,
@@ -151,7 +172,7 @@ export async function startHierarchy(o: HierarchyOptions): Promise<Hierarchy> {
         middlesUp = true;
       },
       async close() {
-        await bottom.close();
+        for (const b of bottoms) await b.close();
         if (middlesUp) await Promise.all(middles.map((m) => m.close()));
         await top.close();
         await scratch.remove();
