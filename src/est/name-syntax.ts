@@ -180,9 +180,8 @@ export function checkStringValue(what: string, tag: number, value: string, rule:
   if (tag === Tag.PrintableString && !PRINTABLE.test(value)) throw malformed(`${what} ${quote(value)} has characters a PrintableString does not allow`);
   if (tag === Tag.IA5String && /[^\u0000-\u007f]/.test(value)) throw malformed(`${what} ${quote(value)} is not ASCII (IA5String)`);
   if (value === '') throw malformed(`${what} is empty`);
-  // bounds count characters (RFC 5280 Appendix A), not octets
-  const length = [...value].length;
-  if (length > rule.max) throw malformed(`${what} ${quote(value)} is longer than ${rule.max} characters`);
+  // bounds count characters (RFC 5280 Appendix A), not octets; UTF-16 units are never fewer than characters
+  if (value.length > rule.max && [...value].length > rule.max) throw malformed(`${what} ${quote(value)} is longer than ${rule.max} characters`);
   const why = rule.syntax?.(value);
   if (why) throw malformed(`${what} ${quote(value)} ${why}`);
 }
@@ -190,11 +189,12 @@ export function checkStringValue(what: string, tag: number, value: string, rule:
 /** A subject (or directoryName): every value in its syntax and bound, no attribute twice in one RDN. */
 export function checkName(rdns: Rdns, limits: NameLimits = DEFAULT_NAME_LIMITS, prefix = ''): void {
   for (const rdn of rdns) {
-    const seen = new Set<string>();
+    const seen = rdn.length > 1 ? new Set<string>() : undefined;
     for (const a of rdn) {
       const what = `${prefix}${NAME_ATTR[a.type] ?? clip(a.type)}`;
       const rule = RULES[a.type] ?? OTHER;
-      checkStringValue(what, a.tag, a.value, { ...rule, max: rule.max ?? limits.maxNameLength });
+      checkStringValue(what, a.tag, a.value, rule.max === undefined ? { ...rule, max: limits.maxNameLength } : (rule as typeof rule & { max: number }));
+      if (!seen) continue;
       // X.501: the values of one RDN are distinct; equal ones make matching ambiguous
       const key = `${a.type}\u0000${preparedValue(a.value)}`;
       if (seen.has(key)) throw malformed(`duplicate ${what} in one RDN`);

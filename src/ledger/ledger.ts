@@ -79,6 +79,13 @@ export const SETUP_IDENTITY = 'setup';
 
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString();
 const keyIdOf = (ca: CaMaterial) => (ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)).toString('hex');
+/** A CA's name and key identifier as records carry them, worked out once per CA rather than per certificate. */
+const caIds = new WeakMap<CaMaterial, { issuer: string; keyId: string }>();
+function idsOf(ca: CaMaterial): { issuer: string; keyId: string } {
+  let ids = caIds.get(ca);
+  if (!ids) caIds.set(ca, (ids = { issuer: formatName(ca.fields.subject), keyId: keyIdOf(ca) }));
+  return ids;
+}
 
 export class Ledger {
   private cas: Map<string, LedgerCa>;
@@ -114,8 +121,8 @@ export class Ledger {
     const rec: CertificateRecord = {
       serial: i.serialHex,
       ca: i.ca.name,
-      issuer: formatName(i.ca.fields.subject),
-      issuerKeyId: keyIdOf(i.ca),
+      issuer: idsOf(i.ca).issuer,
+      issuerKeyId: idsOf(i.ca).keyId,
       subject: formatName(i.subject),
       sans: i.subjectAltNameDer ? parseGeneralNames(i.subjectAltNameDer).map((n) => `${n.type}:${n.value}`) : [],
       keyType: describeKey(i.key),
