@@ -2,16 +2,18 @@
 // shell; what the request says reaches it only as environment variables, one
 // line each; killed after hook_timeout; the client's answer never waits for it.
 import { execFile } from 'node:child_process';
+import { escapeUnshowable } from '../est/name-syntax.js';
 import type { Logger } from '../util/log.js';
 import type { HeldRequest } from './store.js';
 
 /**
- * Names come from CSRs: one line each, as JSON escapes them, plus the invisible
- * format characters (a right-to-left override could make `plc-7` of another
- * name look like it on an operator's terminal) and line separators.
+ * Names come from CSRs: one line each, as JSON escapes them, plus what JSON
+ * leaves raw: C1 controls, invisible and bidirectional format characters (a
+ * right-to-left override could make another name look like `plc-7` on an
+ * operator's terminal) and line separators.
  */
 export const oneLine = (s: string): string =>
-  JSON.stringify(s).slice(1, -1).replace(/[\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  escapeUnshowable(JSON.stringify(s).slice(1, -1));
 
 export function runHook(argv: string[], timeoutMs: number, r: HeldRequest, logger: Logger): void {
   const env = {

@@ -17,14 +17,28 @@ export const DEFAULT_NAME_LIMITS: NameLimits = { maxNameLength: 64 };
 
 const QUOTE_MAX = 64;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/**
+ * Invisible and direction-changing format characters (Unicode Cf) but the two
+ * joiners some scripts need, and line and paragraph separators: "plc-7\u202Eexe.1" prints as "plc-71.exe", so an
+ * operator reading a list or a log would see another name.
+ */
+const FORMAT = /(?![\u200c\u200d])[\p{Cf}\p{Zl}\p{Zp}]/u;
+/** What a terminal or log viewer must never get raw from a client: controls, format characters, line and paragraph separators. */
+const UNSHOWABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+const escapeChar = (c: string) => {
+  const cp = c.codePointAt(0)!;
+  return cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+};
 
-/** A value as a reason shows it: quoted, control characters escaped, cut after 64 characters. */
+/** Text from a client as one safe line: every control, format character and line separator as \uXXXX. */
+export function escapeUnshowable(text: string): string {
+  return text.replace(UNSHOWABLE, escapeChar);
+}
+
+/** A value as a reason shows it: quoted, unshowable characters escaped, cut after 64 characters. */
 export function quote(value: string): string {
   const chars = [...value];
-  const shown = chars
-    .slice(0, QUOTE_MAX)
-    .join('')
-    .replace(/[\u0000-\u001f\u007f-\u009f"\\]/g, (c) => (c === '"' || c === '\\' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  const shown = escapeUnshowable(chars.slice(0, QUOTE_MAX).join('').replace(/["\\]/g, (c) => `\\${c}`));
   return `"${shown}${chars.length > QUOTE_MAX ? '…' : ''}"`;
 }
 
@@ -177,6 +191,7 @@ const typesText = (tags: number[]) => {
 export function checkStringValue(what: string, tag: number, value: string, rule: { tags: number[]; max: number; syntax?: (v: string) => string | undefined }): void {
   if (!rule.tags.includes(tag)) throw malformed(`${what} must be ${typesText(rule.tags)}`);
   if (CONTROL.test(value)) throw malformed(`${what} ${quote(value)} has a control character`);
+  if (FORMAT.test(value)) throw malformed(`${what} ${quote(value)} has an invisible or bidirectional formatting character`);
   if (tag === Tag.PrintableString && !PRINTABLE.test(value)) throw malformed(`${what} ${quote(value)} has characters a PrintableString does not allow`);
   if (tag === Tag.IA5String && /[^\u0000-\u007f]/.test(value)) throw malformed(`${what} ${quote(value)} is not ASCII (IA5String)`);
   if (value === '') throw malformed(`${what} is empty`);

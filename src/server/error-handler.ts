@@ -1,6 +1,7 @@
 // The only place internal error kinds become HTTP (RFC 8951 §5: text/plain reasons).
 import type { Context, Next } from 'koa';
 import { EstError, type EstErrorKind } from '../errors.js';
+import { escapeUnshowable } from '../est/name-syntax.js';
 import type { EstState } from './state.js';
 
 const STATUS: Record<EstErrorKind, number> = {
@@ -26,7 +27,7 @@ export const TEXT_PLAIN = 'text/plain; charset=utf-8';
 const MAX_REASON = 300;
 /** One short line, whatever a reason quotes: control characters escaped, long ones cut (body and audit line alike). */
 export function reasonLine(message: string): string {
-  const line = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const line = escapeUnshowable(message);
   return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON)}…` : line;
 }
 

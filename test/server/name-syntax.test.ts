@@ -162,6 +162,19 @@ test('control characters anywhere in a name are 400: C0, DEL and C1, in the subj
   await refused(t, withSubject(rawName([[OID.organizationName, utf8('Plant\u001b[31m')], [OID.commonName, utf8('x')]])), 400, /control character/);
 });
 
+test('bidirectional formatting characters (Trojan Source: U+202E and the isolates) in a name are 400, and no reason or audit line carries one raw', async (t) => {
+  // "plc-7\u202Eexe.1" shows as "plc-71.exe" wherever it is printed: an operator reading a list or a log sees another name
+  for (const v of ['plc-7\u202eexe.1', 'a\u202ab', 'a\u2066b\u2069', 'a\u200fb']) {
+    await refused(t, withSubject(rawName([[OID.commonName, utf8(v)]])), 400, /formatting character/);
+  }
+  await refused(t, withSan([EMAIL, Buffer.from('op\u202e@plant.local', 'utf8')]), 400, /./);
+  const raw = /[\p{Cf}\u2028\u2029]/u;
+  const res = await enroll(gw, withSubject(rawName([[OID.commonName, utf8('plc-7\u202eexe.1')]])).b64);
+  t.false(raw.test(res.body.toString('utf8')), `reason: ${JSON.stringify(res.body.toString('utf8'))}`);
+  t.true(res.body.toString('utf8').includes('\\u202e'), 'shown escaped');
+  t.false(gw.audit().some((l) => raw.test(JSON.stringify(l))), 'no audit line carries one raw');
+});
+
 test('RFC 5280 Appendix A bounds: CN of 65 characters is 400, 64 is issued; O of 65, C of 3 letters, serialNumber of 65 are 400', async (t) => {
   await refused(t, withSubject(cn('c'.repeat(65))), 400, /CN.*64/);
   issuedCert(t, await enroll(gw, withSubject(cn('c'.repeat(64))).b64));
