@@ -152,6 +152,9 @@ export class ApprovalQueue {
    * The caps, so that a device with the shared bootstrap password cannot make
    * the operator's list useless: per client address and identity (not for
    * registration authorities, whose whole subtree shares both), per label.
+   * A shared bootstrap identity is one identity: an address with nothing
+   * waiting may always queue one request (within the label's cap), so that a
+   * few addresses filling the identity's cap do not lock every device out.
    */
   private refuseWhenFull(h: HoldContext, all: HeldRequest[], now: number): void {
     const waiting = all.filter((r) => r.state === 'pending' && r.expiresAt > now);
@@ -160,9 +163,10 @@ export class ApprovalQueue {
     };
     full(waiting.filter((r) => r.label === h.label.name).length, this.cfg.max_pending_per_label, `on label "${h.label.name}"`);
     if (h.identity.role === 'ra') return;
-    full(waiting.filter((r) => r.source === h.source).length, this.cfg.max_pending_per_source, 'from this address');
+    const fromHere = waiting.filter((r) => r.source === h.source).length;
+    full(fromHere, this.cfg.max_pending_per_source, 'from this address');
     const id = identityString(h.identity);
-    full(waiting.filter((r) => r.identity === id).length, this.cfg.max_pending_per_identity, 'for this identity');
+    if (fromHere > 0) full(waiting.filter((r) => r.identity === id).length, this.cfg.max_pending_per_identity, 'for this identity');
   }
 
   /** Issuing after the claim failed (parent down, CA error): the approval stands for the next poll. */

@@ -37,8 +37,9 @@ export const REQUESTS_COMMANDS: CommandUsage[] = [
   },
   {
     words: 'requests reject',
-    text: `requests reject ID --reason TEXT [--by NAME] ${COMMON}
-                           the client's next request gets 403 with the reason; audited with the OS user, or --by`,
+    text: `requests reject (ID | [--source ADDR] [--identity ID] [--label NAME]) --reason TEXT [--by NAME] ${COMMON}
+                           the client's next request gets 403 with the reason; audited with the OS user, or --by;
+                           without ID: every waiting request from that address, identity and label (a flood)`,
   },
 ];
 
@@ -65,6 +66,7 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
     options: {
       config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, set: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
       json: { type: 'boolean' }, all: { type: 'boolean' }, 'cert-days': { type: 'string' }, reason: { type: 'string' }, by: { type: 'string' },
+      source: { type: 'string' }, identity: { type: 'string' }, label: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -73,12 +75,16 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
     out(usage);
     return 0;
   }
-  const allowed: Record<string, string[]> = { list: ['json', 'all'], show: [], approve: ['cert-days', 'by'], reject: ['reason', 'by'] };
-  for (const k of ['json', 'all', 'cert-days', 'reason', 'by'] as const) {
+  const allowed: Record<string, string[]> = { list: ['json', 'all'], show: [], approve: ['cert-days', 'by'], reject: ['reason', 'by', 'source', 'identity', 'label'] };
+  for (const k of ['json', 'all', 'cert-days', 'reason', 'by', 'source', 'identity', 'label'] as const) {
     if (values[k] !== undefined && !allowed[sub]!.includes(k)) throw new CertsUsageError(`requests ${sub} takes no --${k}\n${usage}`);
   }
-  const wantsId = sub !== 'list';
-  if (positionals.length !== (wantsId ? 1 : 0)) throw new CertsUsageError(`requests ${sub} takes ${wantsId ? 'one ID' : 'no arguments'}\n${usage}`);
+  const filter = { source: values.source, identity: values.identity, label: values.label };
+  const bulk = Object.values(filter).some((v) => v !== undefined);
+  const wantsId = sub !== 'list' && !bulk;
+  if (positionals.length !== (wantsId ? 1 : 0)) {
+    throw new CertsUsageError(`requests ${sub} takes ${bulk ? 'no ID with --source, --identity or --label' : wantsId ? 'one ID' : 'no arguments'}\n${usage}`);
+  }
   if (sub === 'reject' && values.reason === undefined) throw new CertsUsageError(`requests reject needs --reason TEXT\n${usage}`);
   if (values.reason !== undefined && !validReason(values.reason)) throw new CertsUsageError('--reason takes one line of 1 to 200 printable characters');
   if (values.by !== undefined && !validBy(values.by)) throw new CertsUsageError('--by takes one line of 1 to 100 printable characters');
@@ -124,11 +130,25 @@ export async function runRequestsCli(argv: string[], load: ConfigLoader): Promis
         return 0;
       }
       case 'reject': {
-        const r = await findRequest(store, positionals[0]!);
         const by = values.by ?? osUser();
-        const done = await rejectRequest(store, r, { by, reason: values.reason!, keepMs: parseDurationMs(cfg.approval.keep_decided) });
-        audit({ id: r.id, label: r.label, subject: r.subject, sans: r.sans, identity: r.identity, source: r.source, by, reason: done.reason }, 'approval request rejected');
-        process.stderr.write(`rejected ${done.id} (${oneLine(r.subject)}) on label "${r.label}" by ${oneLine(by)}\n`);
+        const reject = async (r: HeldRequest) => {
+          const done = await rejectRequest(store, r, { by, reason: values.reason!, keepMs: parseDurationMs(cfg.approval.keep_decided) });
+          audit({ id: r.id, label: r.label, subject: r.subject, sans: r.sans, identity: r.identity, source: r.source, by, reason: done.reason }, 'approval request rejected');
+          return done;
+        };
+        if (!bulk) {
+          const r = await reject(await findRequest(store, positionals[0]!));
+          process.stderr.write(`rejected ${r.id} (${oneLine(r.subject)}) on label "${r.label}" by ${oneLine(by)}\n`);
+          return 0;
+        }
+        const matches = (r: HeldRequest) =>
+          stateOf(r, now) === 'pending' && (filter.source ?? r.source) === r.source && (filter.identity ?? r.identity) === r.identity && (filter.label ?? r.label) === r.label;
+        let n = 0;
+        for (const r of (await store.list()).filter(matches)) {
+          // one decided or expired meanwhile is left as it is
+          if (await reject(r).then(() => true, (e: unknown) => (e instanceof DecisionError ? false : Promise.reject(e)))) n++;
+        }
+        process.stderr.write(`rejected ${n} request(s) by ${oneLine(by)}\n`);
         return 0;
       }
     }

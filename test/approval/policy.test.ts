@@ -126,6 +126,32 @@ test('attacker: a device with the bootstrap password cannot flood the queue; an 
   t.is((await listed(t, cli)).length, 5);
 });
 
+test('attacker: a few addresses sharing the bootstrap password cannot lock every other device out of the queue; an operator rejects a flood by address at once', async (t) => {
+  const { gw, cli } = await gateway(t, {
+    labels: { default: { approval: 'manual' } },
+    extra: { approval: { max_pending_per_source: 3, max_pending_per_identity: 4, max_pending_per_label: 10 } },
+  });
+  const from = (localAddress: string, cn: string) => makeCsr(cn).then((c) => enroll(gw, c.b64, { localAddress }));
+  for (let i = 0; i < 3; i++) heldId(t, await from('127.0.0.1', `flood-a${i}`), 60);
+  heldId(t, await from('127.0.0.2', 'flood-b0'), 60);
+  // the shared identity is at its cap: an address that already waits gets no more
+  assertReason(t, await from('127.0.0.2', 'flood-b1'), 503, /for this identity \(4\)/);
+  // a device on an address with nothing waiting still gets in line, once
+  const device = await makeCsr('plc-real');
+  const id = heldId(t, await enroll(gw, device.b64, { localAddress: '127.0.0.3' }), 60);
+  t.is(heldId(t, await enroll(gw, device.b64, { localAddress: '127.0.0.3' }), 60), id);
+  assertReason(t, await from('127.0.0.3', 'plc-real-2'), 503, /for this identity/);
+  // the operator clears the flood from one address in one command
+  const bulk = await cli('reject', '--source', '127.0.0.1', '--reason', 'flood', '--by', 'op');
+  t.is(bulk.code, 0, bulk.stderr.toString());
+  t.regex(bulk.stderr.toString(), /rejected 3 request\(s\)/);
+  const left = (await listed(t, cli)).map((r) => r.source).sort();
+  t.deepEqual(left, ['127.0.0.2', '127.0.0.3']);
+  // a bulk reject needs a filter and a reason, and takes no id with it
+  t.is((await cli('reject', '--reason', 'x')).code, 2);
+  t.is((await cli('reject', id, '--source', '127.0.0.3', '--reason', 'x')).code, 2);
+});
+
 test('expiry: recorded (audit line, state expired, cannot be approved), and the next poll is a new request', async (t) => {
   const { gw, cli } = await gateway(t, { labels: { default: { approval: 'manual' } }, extra: { approval: { expiry: '1s', keep_decided: '1h' } } });
   const csr = await makeCsr('plc-expire');

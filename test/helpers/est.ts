@@ -23,6 +23,8 @@ export interface EnrollOptions {
   headers?: Record<string, string>;
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   contentType?: string | null;
+  /** Source address (127.0.0.2, …): another device as the gateway sees it. */
+  localAddress?: string;
 }
 
 export const estUrl = (gw: TestGateway, op: string, label?: string) => `${gw.url}/${label ? `${label}/` : ''}${op}`;
@@ -39,6 +41,7 @@ export function enroll(gw: TestGateway, b64: string | Buffer, o: EnrollOptions =
     headers: { ...headers, ...o.headers },
     ...(o.cert ? { cert: o.cert, key: o.key! } : {}),
     ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
   });
 }
 

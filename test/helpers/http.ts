@@ -12,6 +12,8 @@ export interface RawResponse {
 }
 
 export interface RequestOptions {
+  /** Source address: another loopback address (127.0.0.2, …) stands for another device. */
+  localAddress?: string;
   method?: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
@@ -31,6 +33,7 @@ export function httpsRequest(url: string, o: RequestOptions = {}): Promise<RawRe
       ...(o.ca ? { ca: o.ca } : {}),
       ...(o.cert ? { cert: o.cert, key: o.key } : {}),
       ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       agent: false,
     });
     req.on('error', reject);
