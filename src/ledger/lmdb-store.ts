@@ -87,7 +87,7 @@ export class LmdbLedgerStore implements LedgerStore {
   *list(f: ListFilter = {}): Iterable<CertificateRecord> {
     const now = f.now ?? Date.now();
     const glob = f.subject === undefined ? undefined : new Glob(f.subject);
-    for (const { value } of this.certs.getRange()) {
+    for (const value of f.expiringWithinMs === undefined ? this.allRecords() : this.recordsExpiring(now, now + f.expiringWithinMs)) {
       if (f.label !== undefined && value.label !== f.label) continue;
       if (f.ca !== undefined && value.ca !== f.ca) continue;
       if (f.revoked !== undefined && !!value.revoked !== f.revoked) continue;
@@ -100,12 +100,31 @@ export class LmdbLedgerStore implements LedgerStore {
     }
   }
 
-  expiringCounts(fromMs: number, toMs: number): Map<string, number> {
-    const out = new Map<string, number>();
-    // after `from`, up to and including `to`: CA names are [A-Za-z0-9_-], all below '~'
+  private *allRecords(): Iterable<CertificateRecord> {
+    for (const { value } of this.certs.getRange()) yield value;
+  }
+
+  /** Keys of the expiry index after `from`, up to and including `to`, as [ca, serial]. */
+  private *expiringKeys(fromMs: number, toMs: number): Iterable<[string, string]> {
+    // CA names are [A-Za-z0-9_-], all below '~'
     const range = { start: `${new Date(fromMs).toISOString()}|~`, end: `${new Date(toMs).toISOString()}|~` };
     for (const key of this.expiry.getKeys(range)) {
       const [, ca, serial] = key.split('|') as [string, string, string];
+      yield [ca, serial];
+    }
+  }
+
+  /** `certs list --expiring` reads the window from the index, not every record. */
+  private *recordsExpiring(fromMs: number, toMs: number): Iterable<CertificateRecord> {
+    for (const [ca, serial] of this.expiringKeys(fromMs, toMs)) {
+      const value = this.certs.get(certKey(serial, ca));
+      if (value) yield value;
+    }
+  }
+
+  expiringCounts(fromMs: number, toMs: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [ca, serial] of this.expiringKeys(fromMs, toMs)) {
       if (this.revokedDb.doesExist(certKey(serial, ca))) continue;
       out.set(ca, (out.get(ca) ?? 0) + 1);
     }

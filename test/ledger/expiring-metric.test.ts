@@ -50,6 +50,10 @@ test('window edges: expiring at exactly now is out, at exactly now + 7 days is i
   for (const [s, at] of [['a0', now], ['a1', now + 1000], ['a2', now + 7 * D], ['a3', now + 7 * D + 1000], ['a4', now - D]] as const) await store.record(record(s, at));
   await store.record(record('b1', now + D, 'line'));
   t.deepEqual(Object.fromEntries(store.expiringCounts(now, now + 7 * D)), { plant: 2, line: 1 });
+  // `certs list --expiring 7d` reads the same window, with the other filters on top
+  t.deepEqual([...store.list({ expiringWithinMs: 7 * D, now })].map((r) => r.serial).sort(), ['a1', 'a2', 'b1']);
+  t.deepEqual([...store.list({ expiringWithinMs: 7 * D, now, ca: 'line' })].map((r) => r.serial), ['b1']);
+  t.deepEqual([...store.list({ now })].length, 6);
   await store.close();
 
   // as a ledger written before the index existed: no index, no marker
