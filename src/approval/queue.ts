@@ -40,6 +40,13 @@ export function requestKey(label: string, op: string, csr: Csr): string {
 
 export const newRequestId = (): string => randomBytes(16).toString('hex');
 
+/**
+ * How long a claim of an approved request stands: far longer than issuing takes
+ * (a parent's timeouts included). Only a replica killed between its claim and
+ * its answer leaves one this old; its certificate never left the process.
+ */
+const CLAIM_LEASE_MS = 10 * 60_000;
+
 export interface HoldContext {
   label: { name: string; cfg: LabelConfig };
   op: string;
@@ -91,13 +98,17 @@ export class ApprovalQueue {
     // past its removal (the embedded store purges on its sweep): as good as gone
     if (r && r.removeAt <= now) r = undefined;
     if (r?.state === 'pending' && r.expiresAt <= now) r = (await this.expire(r, now)) ?? (await this.store.byKey(key));
+    // a claim older than its lease was a replica that died before it answered: the certificate never left, the approval stands
+    if (r?.state === 'issuing' && r.claimedAt !== undefined && r.claimedAt + CLAIM_LEASE_MS <= now) {
+      r = (await this.store.transition(r.id, ['issuing'], { state: 'approved', removeAt: now + this.expiryMs })) ?? r;
+    }
     switch (r?.state) {
       case 'pending':
       case 'issuing': // another replica issues it right now: this poll learns the outcome next time
         await this.store.poll(r.id, now);
         throw this.pending(r);
       case 'approved': {
-        const claimed = await this.store.transition(r.id, ['approved'], { state: 'issuing', removeAt: now + this.keepMs });
+        const claimed = await this.store.transition(r.id, ['approved'], { state: 'issuing', claimedAt: now, removeAt: now + this.keepMs });
         if (!claimed) throw this.pending(r);
         return claimed;
       }

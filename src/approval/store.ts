@@ -46,10 +46,12 @@ export interface HeldRequest {
   reason?: string;
   /** Validity the operator chose at approval (never beyond the label's). */
   certDays?: number;
+  /** When a poll claimed the approved request for issuing (state issuing). */
+  claimedAt?: number;
 }
 
 /** Fields a state change may set. */
-export type Transition = Pick<HeldRequest, 'state' | 'removeAt'> & Partial<Pick<HeldRequest, 'decidedBy' | 'decidedAt' | 'reason' | 'certDays'>>;
+export type Transition = Pick<HeldRequest, 'state' | 'removeAt'> & Partial<Pick<HeldRequest, 'decidedBy' | 'decidedAt' | 'reason' | 'certDays' | 'claimedAt'>>;
 
 export class ApprovalStoreError extends Error {}
 

@@ -16,6 +16,7 @@ import { type TestGatewayOptions, startTestGateway } from '../helpers/gateway.js
 import { basic, httpsRequest } from '../helpers/http.js';
 import { makeCsr } from '../helpers/pki.js';
 import { heldId, listed, requestsCli } from './helpers.js';
+import { LmdbApprovalStore, approvalsPath } from '../../src/approval/lmdb-store.js';
 
 async function gateway(t: ExecutionContext, o: TestGatewayOptions) {
   const gw = await startTestGateway(o);
@@ -150,6 +151,26 @@ test('attacker: a few addresses sharing the bootstrap password cannot lock every
   // a bulk reject needs a filter and a reason, and takes no id with it
   t.is((await cli('reject', '--reason', 'x')).code, 2);
   t.is((await cli('reject', id, '--source', '127.0.0.3', '--reason', 'x')).code, 2);
+});
+
+test('a replica that died between claiming an approved request and answering: the claim lapses after its lease and the next poll is issued; a fresh claim is never issued twice', async (t) => {
+  const { gw, cli } = await gateway(t, { labels: { default: { approval: 'manual' } } });
+  const store = new LmdbApprovalStore(approvalsPath(gw.dataDir));
+  t.teardown(() => store.close());
+  const claimDied = async (cn: string, claimedAgoMs: number) => {
+    const csr = await makeCsr(cn);
+    const id = heldId(t, await enroll(gw, csr.b64), 60);
+    t.is((await cli('approve', id)).code, 0);
+    // what a replica's claim leaves behind when it is killed before it answers
+    t.truthy(await store.transition(id, ['approved'], { state: 'issuing', claimedAt: Date.now() - claimedAgoMs, removeAt: Date.now() + 86_400_000 }));
+    return { id, poll: () => enroll(gw, csr.b64) };
+  };
+  const lapsed = await claimDied('plc-claim-lapsed', 11 * 60_000);
+  t.is(issuedCert(t, await lapsed.poll()).subject, 'CN=plc-claim-lapsed');
+  t.like(await store.get(lapsed.id), { state: 'issued' });
+  const fresh = await claimDied('plc-claim-fresh', 1000);
+  t.is(heldId(t, await fresh.poll(), 60), fresh.id);
+  t.is([...gw.gateway.ledger!.store.list({ subject: 'CN=plc-claim-fresh' })].length, 0);
 });
 
 test('expiry: recorded (audit line, state expired, cannot be approved), and the next poll is a new request', async (t) => {
