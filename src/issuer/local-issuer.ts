@@ -29,6 +29,8 @@ export interface LocalIssuerOptions {
   ledger?: Pick<Ledger, 'recordIssuance'>;
   /** The CA's CRL URL, put in every certificate as its CRL distribution point. */
   crlUrl?: string;
+  /** Throws when the CA may sign nothing (its parent revoked it). */
+  assertUsable?: (ca: CaMaterial) => void;
 }
 
 export class LocalIssuer implements Issuer {
@@ -67,6 +69,7 @@ export class LocalIssuer implements Issuer {
   }
 
   private async sign(req: EnrollRequest, spki: Buffer, o: IssueOptions): Promise<IssuedResult> {
+    this.o.assertUsable?.(this.ca);
     const d = req.decision;
     const key = spki === req.csr.spki ? req.csr.key : describeSpki(spki);
     const cert = this.signer.issue({

@@ -97,7 +97,9 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     for (const [name, lc] of Object.entries(cfg.labels)) {
       const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? p.cas.get(lc.ca)! : undefined;
       const crlUrl = ca ? cfg.cas[lc.ca]?.crl_url : undefined;
-      const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, { ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}) }) : undefined;
+      const local = ca
+        ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, { ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}), assertUsable: (c) => revocation.assertCaUsable(c) })
+        : undefined;
       let issuer: Issuer = local!;
       // a replaced sub-CA keeps validating (and renewing) what it issued until it expires
       const previous = ca?.previous ?? [];
@@ -132,6 +134,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   }
   // the parent's CRLs, per distinct parent, in their own Redis namespace
   const crlCache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, namespace: 'crls', logger, ...(redisUrl ? { redisUrl } : {}) });
+  let currentCas = pki.cas;
   let localCaCerts = [...pki.cas.values()].flatMap((c) => c.chain);
   const knownCas = () => uniqueDer([...localCaCerts, ...[...labels.values()].flatMap((l) => [...l.issuingCas, ...l.clientAnchors, ...l.raAnchors])]);
   const upstreamCrls = await parentCrls(cfg, { cache: crlCache, logger, knownCas, onChange: () => revocation.rebuild() });
@@ -160,6 +163,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   metrics.setCas(pki.cas);
   const readiness = new Readiness({
     labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg), ...(servedCrls.any ? { crls: () => servedCrls.status() } : {}),
+    ...(pki.cas.size ? { cas: () => new Map([...currentCas].map(([name, ca]) => [name, revocation.caRevocation(ca)])) } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   const services: Services = {
@@ -307,6 +311,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     async reload(next: Pki) {
       ledger?.setCas(ledgerCas(cfg, next.cas));
       revocation.setLocalCas(next.cas);
+      currentCas = next.cas;
       localCaCerts = [...next.cas.values()].flatMap((c) => c.chain);
       // a new sub-CA signed a new TLS certificate
       if (ledger) await recordSetupCertificates(ledger, next);

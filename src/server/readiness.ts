@@ -33,6 +33,8 @@ export interface ReadinessReport {
   draining?: true;
   /** Per local CA: "ok", or that its CRL is missing or past nextUpdate (relying parties then refuse its certificates). */
   crls?: Record<string, string>;
+  /** Per local CA: "ok", or that its parent revoked it, so it signs nothing. */
+  cas?: Record<string, string>;
 }
 
 /** One TLS handshake with the parent, verified against the configured trust, presenting the RA certificate. */
@@ -77,6 +79,8 @@ export class Readiness {
       parents: ParentEndpoint[];
       /** thisUpdate/nextUpdate of each local CA's stored CRL. */
       crls?: () => Map<string, { nextUpdate: Date } | undefined>;
+      /** Per local CA: why it may sign nothing, or undefined. */
+      cas?: () => Map<string, string | undefined>;
       now?: () => number;
     },
   ) {}
@@ -100,7 +104,9 @@ export class Readiness {
       this.redis(),
     ]);
     const crls = this.o.crls ? { crls: this.crls(this.o.crls) } : {};
-    return this.draining ? { ready: false, labels, parents, redis, ...crls, draining: true } : { ready, labels, parents, redis, ...crls };
+    // reported, not deciding: a layer whose CA is revoked still forwards to its parent
+    const cas = this.o.cas ? { cas: Object.fromEntries([...this.o.cas()].map(([name, why]) => [name, why ?? 'ok'])) } : {};
+    return this.draining ? { ready: false, labels, parents, redis, ...crls, ...cas, draining: true } : { ready, labels, parents, redis, ...crls, ...cas };
   }
 
   /** Reported, not deciding: every replica shares the ledger, so taking one out would fix nothing. */

@@ -152,8 +152,29 @@ export class RevocationAuthority {
     });
   }
 
+  /**
+   * Why a local CA may sign nothing, or undefined: its certificate, or a CA
+   * above it, is on a CRL its parent publishes (a sub-CA revoked at the top).
+   * A stale CRL counts as it says; it never makes a CA unusable by itself.
+   */
+  caRevocation(ca: CaMaterial): string | undefined {
+    let links = caLinks.get(ca);
+    if (!links) caLinks.set(ca, (links = chainLinks(ca.fields, ca.chain.slice(1))));
+    for (const link of links) {
+      const hit = this.revocation(link, false);
+      if (hit) return `this layer's CA "${ca.name}"${link.subject === formatName(ca.fields.subject) ? '' : ` (through "${link.subject}")`} (serial ${link.serialHex}) was revoked by its parent on ${hit.at}: ${hit.reason}`;
+    }
+    return undefined;
+  }
+
+  /** The local issuer's check before it signs: 503, as the layer cannot issue from this CA at all. */
+  assertCaUsable(ca: CaMaterial): void {
+    const why = this.caRevocation(ca);
+    if (why) throw new EstError('unavailable', `${why}; it signs nothing more`);
+  }
+
   /** The revocation of one certificate, if any, by the CRL (or ledger) of its issuer. */
-  private revocation(link: ChainLink): { at: string; reason: string } | undefined {
+  private revocation(link: ChainLink, judgeStale = true): { at: string; reason: string } | undefined {
     // by name, as the ledger records revocations: a replaced sub-CA key's certificates are still ours
     if (this.o.ledger && this.localNames.has(link.issuerHex)) {
       const r = this.o.ledger!.store.revocationsOf(link.serialHex).find((h) => h.issuerName === link.issuerHex);
@@ -163,7 +184,7 @@ export class RevocationAuthority {
     // no CRL known for this issuer (a parent that serves none): nothing to check against
     if (!entry) return undefined;
     const crl = entry.held.crl;
-    if (crl.nextUpdate.getTime() <= this.now()) this.stale(entry.held);
+    if (judgeStale && crl.nextUpdate.getTime() <= this.now()) this.stale(entry.held);
     const r = entry.revoked.get(link.serialHex);
     return r && { at: r.revokedAt.toISOString(), reason: r.reason };
   }
@@ -183,3 +204,5 @@ export class RevocationAuthority {
 }
 
 const only = <T>(a: T[] | undefined): T | undefined => (a?.length === 1 ? a[0] : undefined);
+/** A local CA's chain as revocation sees it, worked out once per CA (a reload brings new ones). */
+const caLinks = new WeakMap<CaMaterial, ChainLink[]>();

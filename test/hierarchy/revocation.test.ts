@@ -268,6 +268,14 @@ test.serial('revoking a sub-CA at the top revokes what it issued: its islanded c
   t.regex(`${v.stdout.toString()}${v.stderr}`, /certificate revoked/);
   // the sibling, issued by the top's issuing CA, is not below the revoked sub-CA
   issuedCert(t, await renewAt(h.bottom, sibling));
+
+  // the bottom's own CA is the revoked one: islanded, it signs nothing more (503 with why), and /readyz says so
+  await h.stopMiddle();
+  const res = await post(h.bottom, (await makeCsr('device-j', { subjectAltNames: [{ type: 'dns', value: 'device-j.plant.local' }] })).b64, { auth: DEVICE });
+  assertReason(t, res, 503, /this layer's CA "bottom" \(serial [0-9a-f]+\) was revoked by its parent on \S+: caCompromise/);
+  const ready = JSON.parse((await httpsRequest(`${origin(h.bottom.gw)}/readyz`, { ca: h.rootPem })).body.toString()) as { cas?: Record<string, string> };
+  t.regex(ready.cas?.bottom ?? '', /revoked by its parent on \S+: caCompromise/);
+  await h.startMiddle();
 });
 
 test.serial('a revoked RA certificate stops the layer below from forwarding: the bottom\'s enrollments fail with the middle\'s reason', async (t) => {

@@ -64,7 +64,7 @@ test('a parent that was never reached leaves no chain to serve: 503 naming the l
 
   const plain = await readyz(issuing.url, issuing.caPem);
   t.is(plain.status, 200);
-  t.deepEqual(plain.body, { ready: true, labels: { default: 'ok' }, parents: {}, redis: 'not configured', crls: { root: 'ok' } });
+  t.deepEqual(plain.body, { ready: true, labels: { default: 'ok' }, parents: {}, redis: 'not configured', crls: { root: 'ok' }, cas: { root: 'ok' } });
 });
 
 test('a parent whose TLS certificate is not trusted is reported unreachable with the reason', async (t) => {
