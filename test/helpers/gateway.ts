@@ -101,6 +101,7 @@ export async function startTestGateway(o: TestGatewayOptions = {}): Promise<Test
 /** An entry of GET /crl/ (the fields tests compare). */
 export interface CrlIndexEntry {
   name: string;
+  issuer: string;
   keyId: string;
   number: number;
 }
