@@ -1,13 +1,15 @@
 // libest's estclient against a label with manual approval (opt-in, LIBEST_BIN):
 // what the real program does with 202 + Retry-After, and how a device gets its
-// certificate after `estgw requests approve`.
+// certificate after `estgw requests approve`; the same through libest's estproxy,
+// which passes the 202 and its Retry-After down.
 import test from 'ava';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { freePort } from '../client/support/net.js';
 import { scratchDir } from '../helpers/cli.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
 import { listed, requestsCli } from '../approval/helpers.js';
-import { LIBEST_BIN, deviceKey, estclient, explainSkip, failureOf, libest } from './libest.js';
+import { ESTPROXY_LABELS, ESTPROXY_USERS, LIBEST_BIN, deviceKey, estclient, estproxyCertificate, explainSkip, failureOf, libest, startEstproxy } from './libest.js';
 
 explainSkip('estclient against a label with manual approval');
 
@@ -64,4 +66,30 @@ libest('estclient -r with the approved certificate: renewed at once (approval_ex
   t.is(failureOf(r), undefined, r.output);
   t.is(new X509Certificate(await r.file('cert-0-0.pem')).subject, 'CN=libest-held');
   t.is(gw.audit().filter((l) => l.op === 'simplereenroll').at(-1)?.status, 200);
+});
+
+libest('estclient → estproxy → a held label: estproxy passes 202 and Retry-After down, the request is queued as the proxy\'s (RA), approve, rerun: issued', async (t) => {
+  const held = await startTestGateway({
+    users: ESTPROXY_USERS,
+    labels: { ...ESTPROXY_LABELS, default: { ...ESTPROXY_LABELS.default, approval: 'manual' } },
+    extra: { approval: { retry_after: 1 } },
+  });
+  t.teardown(() => held.close());
+  await estproxyCertificate(held, tmp.path('proxy.pem'), tmp.path('proxy.key.pem'));
+  const proxy = await startEstproxy({ cert: tmp.path('proxy.pem'), key: tmp.path('proxy.key.pem'), trustFile: held.caFile, port: await freePort(), upstreamPort: held.port, cwd: tmp.dir });
+  t.teardown(() => proxy.stop());
+  const cli = requestsCli({ dataDir: held.dataDir });
+  const args = ['-e', '-v', '-u', 'estuser', '-h', 'estpwd', '-x', key, '--common-name', 'held-behind-estproxy', '--pem-output'];
+
+  const first = await estclient(proxy.port, held.caFile, tmp.path('px-held'), args);
+  t.regex(failureOf(first) ?? '', /EST_ERR_CA_ENROLL_RETRY/, `${first.output}\n${proxy.log().slice(-2000)}`);
+  t.regex(first.output, /Retry-After delay seconds = 1\b/, 'the gateway\'s Retry-After, through the proxy');
+  const rows = await listed(t, cli);
+  t.is(rows.length, 1);
+  t.like(rows[0], { state: 'pending', subject: 'CN=held-behind-estproxy', identity: 'cert:ra/estproxy', polls: 2 });
+
+  t.is((await cli('approve', rows[0]!.id, '--by', 'operator-test')).code, 0);
+  const again = await estclient(proxy.port, held.caFile, tmp.path('px-again'), args);
+  t.is(failureOf(again), undefined, again.output);
+  t.is(new X509Certificate(await again.file('cert-0-0.pem')).subject, 'CN=held-behind-estproxy');
 });

@@ -114,12 +114,12 @@ export async function copyExampleCa(dir: string): Promise<string> {
 
 /**
  * estserver on `port` with the example CA in `caDir`: HTTP Basic estuser/estpwd
- * (-b), PoP not enforced (libest's default).
+ * (-b), PoP not enforced (libest's default); `extra` options after those.
  */
-export const startEstserver = (caDir: string, port: number): Promise<Peer> =>
+export const startEstserver = (caDir: string, port: number, extra: string[] = []): Promise<Peer> =>
   startPeer(
     'estserver',
-    ['-c', 'estCA/private/estservercertandkey.pem', '-k', 'estCA/private/estservercertandkey.pem', '-r', 'estrealm', '-b', '-p', String(port), '-v'],
+    ['-c', 'estCA/private/estservercertandkey.pem', '-k', 'estCA/private/estservercertandkey.pem', '-r', 'estrealm', '-b', '-p', String(port), '-v', ...extra],
     caDir,
     { EST_TRUSTED_CERTS: './trustedcerts.crt', EST_CACERTS_RESP: './estCA/cacert.crt', EST_OPENSSL_CACONFIG: './estExampleCA.cnf' },
     port,
