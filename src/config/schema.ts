@@ -78,6 +78,11 @@ export const upstreamSchema = z
       .min(1)
       .default(300)
       .describe('Seconds between fetches of the parent\'s CRLs (GET /crl/ and each CRL it lists, through this connection), which this layer checks client and RA certificates against and serves at its own /crl/. A revocation at the parent reaches this layer within about this long (one replica fetches, the others read Redis). Labels sharing a parent use the smallest value; a CRL within this of its nextUpdate is asked for at once, so it is replaced before it goes stale. Kept while the parent is down, up to cacerts_max_stale.'),
+    crl_origin: z
+      .string()
+      .regex(/^https:\/\/[^/?#@\s]+\/?$/, 'must be an https:// origin: scheme, host and port, no path')
+      .optional()
+      .describe('Where this layer fetches the CRLs it would otherwise fetch from `url`\'s origin (GET /crl/ there), e.g. "https://top-gw:8085": for a parent that does not pass /crl/ through, such as libest\'s estproxy in front of an est-gateway. Same trust, cert, key and timeouts as `url`; the CRLs are still verified against the CAs this layer knows. Unset: `url`\'s origin.'),
   })
   .strict();
 

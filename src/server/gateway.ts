@@ -403,9 +403,10 @@ const cfgParentRefreshMs = (cfg: Config) =>
   Object.values(cfg.labels).flatMap((l) => (l.mode === 'forward' && l.upstream ? [l.upstream.crl_refresh * 1000] : []));
 
 /**
- * One CRL source per distinct parent (origin): the first label's connection
- * settings, the smallest crl_refresh and the largest cacerts_max_stale of the
- * labels forwarding there. The parent's TLS trust anchors may sign CRLs too.
+ * One CRL source per distinct parent (origin, or the label's crl_origin): the
+ * first label's connection settings, the smallest crl_refresh and the largest
+ * cacerts_max_stale of the labels fetching there. The parent's TLS trust
+ * anchors may sign CRLs too.
  */
 async function parentCrls(
   cfg: Config,
@@ -415,7 +416,7 @@ async function parentCrls(
   for (const l of Object.values(cfg.labels)) {
     const up = l.mode === 'forward' ? l.upstream : undefined;
     if (!up) continue;
-    const origin = new URL(up.url).origin;
+    const origin = new URL(up.crl_origin ?? up.url).origin;
     const p = byOrigin.get(origin);
     if (!p) byOrigin.set(origin, { up, refresh: up.crl_refresh, maxStale: up.cacerts_max_stale });
     else {
@@ -428,7 +429,7 @@ async function parentCrls(
       const trust = await readPemFiles([p.up.trust]);
       return new UpstreamCrls({
         parent: origin,
-        client: await upstreamClient(p.up, { logger: o.logger }),
+        client: await upstreamClient({ ...p.up, url: origin }, { logger: o.logger }),
         cache: o.cache,
         refreshMs: p.refresh * 1000,
         maxStaleMs: p.maxStale * 1000,

@@ -9,6 +9,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { fromPemAll, toPem } from '../../src/est/base64.js';
 import { type RunningGateway, startGateway } from '../../src/server/gateway.js';
+import { httpsRequest } from './http.js';
 
 export interface TestGatewayOptions {
   /** Label tables as in the config file ([labels.NAME]); default: one `default` label. */
@@ -95,4 +96,19 @@ export async function startTestGateway(o: TestGatewayOptions = {}): Promise<Test
       if (!o.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An entry of GET /crl/ (the fields tests compare). */
+export interface CrlIndexEntry {
+  name: string;
+  issuer: string;
+  keyId: string;
+  number: number;
+}
+
+/** GET /crl/ at a test gateway, over its TLS. */
+export async function crlIndex(gw: TestGateway): Promise<CrlIndexEntry[]> {
+  const res = await httpsRequest(`${new URL(gw.url).origin}/crl/`, { ca: gw.caPem });
+  if (res.status !== 200) throw new Error(`GET /crl/: ${res.status} ${res.body}`);
+  return (JSON.parse(res.body.toString()) as { crls: CrlIndexEntry[] }).crls;
 }

@@ -11,11 +11,10 @@ import { parseCertificate } from '../../src/est/certificate.js';
 import { parseCsrAttrs } from '../../src/est/csrattrs.js';
 import { OID } from '../../src/est/oids.js';
 import { parseCertsOnly } from '../../src/est/pkcs7.js';
-import { CLI_ENTRY } from '../client/support/client-cli.js';
 import { freePort } from '../client/support/net.js';
-import { run, scratchDir } from '../helpers/cli.js';
+import { scratchDir } from '../helpers/cli.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
-import { LIBEST_BIN, type Peer, deviceKey, estclient, explainSkip, failureOf, libest, startEstproxy } from './libest.js';
+import { ESTPROXY_LABELS, ESTPROXY_USERS, LIBEST_BIN, type Peer, deviceKey, estclient, estproxyCertificate, explainSkip, failureOf, libest, startEstproxy } from './libest.js';
 
 explainSkip('libest estproxy in front of est-gateway');
 
@@ -27,25 +26,8 @@ let key: string;
 test.before(async () => {
   if (!LIBEST_BIN) return;
   tmp = await scratchDir('estgw-libest-proxy-');
-  gw = await startTestGateway({
-    users: { estuser: 'estpwd', 'proxy-admin': 'proxy-admin-pw' },
-    labels: {
-      default: {
-        reserved_names: ['*-ra', '* CA'],
-        grants: [{ identity: ['user:estuser', 'cert:ra/estproxy'], common_names: ['*'] }],
-      },
-      // estproxy's TLS server and upstream client certificate, for one named user
-      estproxy: {
-        ext_key_usage: ['serverAuth', 'clientAuth', 'cmcRA'],
-        grants: [{ identity: 'user:proxy-admin', common_names: ['estproxy'], dns_names: ['localhost'], ip_addresses: ['127.0.0.1'] }],
-      },
-    },
-  });
-  const got = await run(process.execPath, [
-    CLI_ENTRY, 'enroll', '--url', gw.url, '--label', 'estproxy', '--trust', gw.caFile, '--user', 'proxy-admin', '--pass', 'proxy-admin-pw',
-    '--cn', 'estproxy', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', tmp.path('proxy.pem'), '--out-key', tmp.path('proxy.key.pem'),
-  ], { timeoutMs: 60_000 });
-  if (got.code !== 0) throw new Error(`estproxy's certificate: ${got.stderr}`);
+  gw = await startTestGateway({ users: ESTPROXY_USERS, labels: ESTPROXY_LABELS });
+  await estproxyCertificate(gw, tmp.path('proxy.pem'), tmp.path('proxy.key.pem'));
   proxy = await startEstproxy({ cert: tmp.path('proxy.pem'), key: tmp.path('proxy.key.pem'), trustFile: gw.caFile, port: await freePort(), upstreamPort: gw.port, cwd: tmp.dir });
   key = await deviceKey(tmp.path('device.key.pem'));
 });

@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import { decodeEstBase64 } from '../../src/est/base64.js';
 import { parseCertificate } from '../../src/est/certificate.js';
 import { parseCertsOnly } from '../../src/est/pkcs7.js';
+import { eventually } from '../cache/helpers.js';
 import { CLI_ENTRY } from '../client/support/client-cli.js';
 import { freePort } from '../client/support/net.js';
 import { run, scratchDir } from '../helpers/cli.js';
-import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
+import { type TestGateway, crlIndex, startTestGateway } from '../helpers/gateway.js';
+import { httpsRequest } from '../helpers/http.js';
 import { LIBEST_BIN, type Peer, copyExampleCa, deviceKey, estclient, explainSkip, failureOf, libest, startEstserver } from './libest.js';
 
 explainSkip('est-gateway forwarding to a libest estserver');
@@ -41,7 +43,7 @@ test.before(async () => {
     labels: {
       default: {
         mode: 'forward',
-        upstream: { url: topUrl, trust: topRoot, cert: tmp.path('ra.pem'), key: tmp.path('ra.key.pem'), username: 'estuser', password_file: tmp.path('up.pw') },
+        upstream: { url: topUrl, trust: topRoot, cert: tmp.path('ra.pem'), key: tmp.path('ra.key.pem'), username: 'estuser', password_file: tmp.path('up.pw'), crl_refresh: 1 },
       },
     },
   });
@@ -87,6 +89,21 @@ libest('estclient -r with the top\'s certificate through the gateway: renewed by
   t.is(after.subject, before.subject);
   t.is(after.issuer, 'CN=estExampleCA');
   t.not(after.serialNumber, before.serialNumber);
+});
+
+// estserver has no /crl/ (404): "no CRLs", not an outage; the gateway's /crl/
+// serves its own CA's CRL only, and renewal goes on.
+libest('the gateway asks estserver for /crl/ (404): its own /crl/ serves its local CA only, no outage is logged, /readyz is 200, and the device still renews', async (t) => {
+  t.true(await eventually(() => /"GET \/crl\/ HTTP\/1\.1"/.test(top.log()), 15_000), 'the gateway asked the top for its CRLs');
+  const index = await crlIndex(gw);
+  t.deepEqual(index.map((e) => e.name), gw.gateway.ledger!.caNames());
+  t.false(index.some((e) => /estExampleCA/.test(e.issuer)));
+  t.deepEqual(gw.logs.filter((l) => /cannot fetch the CRLs/.test(String(l.msg))), []);
+  const ready = await httpsRequest(`${new URL(gw.url).origin}/readyz`, { ca: gw.caPem });
+  t.is(ready.status, 200, ready.body.toString());
+  const r = await estclient(gw.port, gw.caFile, tmp.path('r2'), ['-r', '-c', tmp.path('r/cert-0-0.pem'), '-k', key, '--pem-output']);
+  t.is(failureOf(r), undefined, `${r.output}\n${top.log().slice(-2000)}`);
+  t.is(new X509Certificate(await r.file('cert-0-0.pem')).issuer, 'CN=estExampleCA');
 });
 
 libest('a CSR with a subjectAltName: the top drops it (copy_extensions = none), so the gateway answers 502 and hands out nothing', async (t) => {

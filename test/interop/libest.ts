@@ -10,6 +10,7 @@ import { access, cp, mkdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI_ENTRY } from '../client/support/client-cli.js';
 import { openssl, run } from '../helpers/cli.js';
 
 export const LIBEST_BIN = process.env.LIBEST_BIN;
@@ -113,12 +114,12 @@ export async function copyExampleCa(dir: string): Promise<string> {
 
 /**
  * estserver on `port` with the example CA in `caDir`: HTTP Basic estuser/estpwd
- * (-b), PoP not enforced (libest's default).
+ * (-b), PoP not enforced (libest's default); `extra` options after those.
  */
-export const startEstserver = (caDir: string, port: number): Promise<Peer> =>
+export const startEstserver = (caDir: string, port: number, extra: string[] = []): Promise<Peer> =>
   startPeer(
     'estserver',
-    ['-c', 'estCA/private/estservercertandkey.pem', '-k', 'estCA/private/estservercertandkey.pem', '-r', 'estrealm', '-b', '-p', String(port), '-v'],
+    ['-c', 'estCA/private/estservercertandkey.pem', '-k', 'estCA/private/estservercertandkey.pem', '-r', 'estrealm', '-b', '-p', String(port), '-v', ...extra],
     caDir,
     { EST_TRUSTED_CERTS: './trustedcerts.crt', EST_CACERTS_RESP: './estCA/cacert.crt', EST_OPENSSL_CACONFIG: './estExampleCA.cnf' },
     port,
@@ -141,4 +142,29 @@ export const startEstproxy = (o: { cert: string; key: string; trustFile: string;
 export async function deviceKey(path: string): Promise<string> {
   await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path]);
   return path;
+}
+
+/**
+ * A gateway label issuing estproxy's one certificate (serverAuth, clientAuth,
+ * cmcRA) to one named user, and the grant that lets the proxy relay for devices.
+ */
+export const ESTPROXY_USERS = { estuser: 'estpwd', 'proxy-admin': 'proxy-admin-pw' };
+export const ESTPROXY_LABELS = {
+  default: {
+    reserved_names: ['*-ra', '* CA'],
+    grants: [{ identity: ['user:estuser', 'cert:ra/estproxy'], common_names: ['*'] }],
+  },
+  estproxy: {
+    ext_key_usage: ['serverAuth', 'clientAuth', 'cmcRA'],
+    grants: [{ identity: 'user:proxy-admin', common_names: ['estproxy'], dns_names: ['localhost'], ip_addresses: ['127.0.0.1'] }],
+  },
+};
+
+/** estproxy's certificate and key from a gateway configured with ESTPROXY_LABELS, over EST with `estgw enroll`. */
+export async function estproxyCertificate(gw: { url: string; caFile: string }, cert: string, key: string): Promise<void> {
+  const got = await run(process.execPath, [
+    CLI_ENTRY, 'enroll', '--url', gw.url, '--label', 'estproxy', '--trust', gw.caFile, '--user', 'proxy-admin', '--pass', 'proxy-admin-pw',
+    '--cn', 'estproxy', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', cert, '--out-key', key,
+  ], { timeoutMs: 60_000 });
+  if (got.code !== 0) throw new Error(`estproxy's certificate: ${got.stderr}`);
 }
