@@ -18,9 +18,12 @@ import { ApprovalQueue, openApprovalStore, usesManualApproval } from '../approva
 import { serveCrls } from './crl.js';
 import { linksOfPeer } from './middleware/check-not-revoked.js';
 import { RevocationAuthority } from './revocation.js';
+import { OcspResponder } from './ocsp.js';
+import { OcspRelay } from './ocsp-relay.js';
 import { ServedCrls } from './served-crls.js';
 import { UpstreamCrls } from './upstream-crls.js';
 import { type Pki, preparePki, recordSetupCertificates } from './pki-setup.js';
+import { parseDurationMs } from '../util/durations.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
 import { guardConnections } from './connection-guard.js';
@@ -97,7 +100,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     for (const [name, lc] of Object.entries(cfg.labels)) {
       const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? p.cas.get(lc.ca)! : undefined;
       const crlUrl = ca ? cfg.cas[lc.ca]?.crl_url : undefined;
-      const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, { ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}) }) : undefined;
+      const ocspUrl = ca ? cfg.cas[lc.ca]?.ocsp_url : undefined;
+      const local = ca ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, { ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}), ...(ocspUrl ? { ocspUrl } : {}) }) : undefined;
       let issuer: Issuer = local!;
       // a replaced sub-CA keeps validating (and renewing) what it issued until it expires
       const previous = ca?.previous ?? [];
@@ -145,6 +149,16 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   });
   revocation.setLocalCas(pki.cas);
   const servedCrls = new ServedCrls(ledger, upstreamCrls, logger);
+  let localCas = pki.cas;
+  // OCSP wherever CRLs are: signing layers answer from the ledger, forwarding layers relay to their parents
+  const ocsp = ledger || upstreamCrls.length ? new OcspResponder({
+    ...(ledger ? { ledger } : {}),
+    cas: () => localCas,
+    validityMs: (ca) => parseDurationMs(cfg.cas[ca]?.ocsp_validity ?? '1h'),
+    ...(upstreamCrls.length ? { upstream: new OcspRelay({ parents: upstreamCrls.map((u) => ({ parent: u.parent, client: u.client, knownCas: () => u.knownCas() })), logger }) } : {}),
+    logger,
+    ...(opts.now ? { now: opts.now } : {}),
+  }) : undefined;
   metrics.watchUpstreamCrls(() => new Map([...servedCrls.fetched()].map(([n, h]) => [n, { thisUpdate: h.crl.thisUpdate, nextUpdate: h.crl.nextUpdate }])));
 
   const caChain = async (label: Label): Promise<Buffer[]> => {
@@ -174,6 +188,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     ...(ledger ? { ledger } : {}),
     revocation,
     crls: servedCrls,
+    ...(ocsp ? { ocsp } : {}),
   };
   if (cfg.proxy.length) {
     services.proxy = await createUpstreamProxy(cfg.proxy, {
@@ -267,7 +282,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     });
   });
   const actual = (server.address() as AddressInfo).port;
-  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger).catch(async (e: unknown) => {
+  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger, ocsp).catch(async (e: unknown) => {
     await new Promise((r) => server.close(r));
     throw e;
   }) : undefined;
@@ -307,6 +322,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     async reload(next: Pki) {
       ledger?.setCas(ledgerCas(cfg, next.cas));
       revocation.setLocalCas(next.cas);
+      localCas = next.cas;
       localCaCerts = [...next.cas.values()].flatMap((c) => c.chain);
       // a new sub-CA signed a new TLS certificate
       if (ledger) await recordSetupCertificates(ledger, next);
