@@ -82,6 +82,8 @@ function decodeSerial(buf: Buffer, t: Tlv | undefined): string {
   const c = content(buf, expectTag(t, Tag.INTEGER, 'CertID serialNumber'));
   if (c.length === 0) throw malformed('invalid CertID: empty serialNumber');
   if (c.length > 1 && ((c[0] === 0 && !(c[1]! & 0x80)) || (c[0] === 0xff && c[1]! & 0x80))) throw malformed('invalid CertID: serialNumber not minimally encoded');
+  // RFC 5280 §4.1.2.2: positive; no CA here issues another, and a reader could print it either way
+  if (c[0]! & 0x80) throw malformed('invalid CertID: negative serialNumber');
   return serialKey(c);
 }
 
