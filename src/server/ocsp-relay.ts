@@ -1,5 +1,6 @@
 // A forwarding layer's OCSP for the CAs above it: the request goes to the
-// parent (GET /ocsp/BASE64, RFC 6960 A.1) through the same upstream
+// parent (GET /ocsp/BASE64URL: RFC 6960 A.1 with base64url, which needs no
+// escaping, so any request we accepted fits the parent's path limit) through the same upstream
 // connection as the CRL fetch, and the answer goes down only when a CA this
 // layer knows signed it for exactly the CertIDs asked (and the nonce, when one
 // was sent): a compromised parent link cannot hand a device below a forged
@@ -67,7 +68,7 @@ export class OcspRelay implements OcspUpstream {
     if (this.inFlight >= MAX_IN_FLIGHT) return ocspErrorResponse('tryLater');
     this.inFlight++;
     try {
-      const res = await route.parent.client.getResource(`/ocsp/${encodeURIComponent(der.toString('base64'))}`);
+      const res = await route.parent.client.getResource(`/ocsp/${der.toString('base64url')}`);
       if (res.status !== 200) throw new EstError('badGateway', `HTTP ${res.status}`);
       const { der: out, until } = this.check(req, res.body, route.ca);
       if (key && until !== undefined) this.remember(key, out, until);
