@@ -6,7 +6,7 @@ import { formatName } from '../est/name.js';
 import { identityString } from '../policy/policy.js';
 import { TEXT_PLAIN, errorHandler, reasonLine } from './error-handler.js';
 import { answerCrl } from './crl.js';
-import { answerOcsp } from './ocsp.js';
+import { answerOcsp, isOcspPath } from './ocsp.js';
 import { estDispatcher } from './routes.js';
 import type { Services } from './services.js';
 import type { EstState } from './state.js';
@@ -87,7 +87,7 @@ export function createApp(s: Services): Koa {
     ctx.body = a.body;
   });
   app.use(async function serveOcsp(ctx: Ctx, next: Next): Promise<void> {
-    const a = await answerOcsp(s.ocsp, ctx.req, ctx.url);
+    const a = s.ocsp && isOcspPath(ctx.url) ? await answerOcsp(s.ocsp, ctx.req, ctx.url) : undefined;
     if (!a) return next();
     ctx.set('Content-Type', a.type);
     for (const [k, v] of Object.entries(a.headers ?? {})) ctx.set(k, v);

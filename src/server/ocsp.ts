@@ -116,15 +116,17 @@ function decodeGetRequest(encoded: string): Buffer | undefined {
   return Buffer.from(s, 'base64');
 }
 
+/** Whether a request target is OCSP's: checked before anything async, so other requests pass at the cost of a comparison. */
+export const isOcspPath = (rawUrl: string): boolean => rawUrl.startsWith(OCSP_PATH) && (rawUrl.length === OCSP_PATH.length || '/?'.includes(rawUrl[OCSP_PATH.length]!));
+
 /**
  * The answer for /ocsp (POST) and /ocsp/... (GET), or undefined for any other
  * path. `rawUrl` is the request target as sent: base64 may contain '/' and
  * '+', which a decoded path would have lost.
  */
 export async function answerOcsp(responder: OcspResponder | undefined, req: IncomingMessage, rawUrl: string): Promise<OcspHttpAnswer | undefined> {
-  if (!responder) return undefined;
+  if (!responder || !isOcspPath(rawUrl)) return undefined;
   const path = rawUrl.split('?')[0] ?? '';
-  if (path !== OCSP_PATH && !path.startsWith(`${OCSP_PATH}/`)) return undefined;
   let der: Buffer | undefined;
   if (req.method === 'POST' && (path === OCSP_PATH || path === `${OCSP_PATH}/`)) {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

@@ -142,6 +142,11 @@ test('malformed requests: malformedRequest as an OCSP answer; wrong type, oversi
     t.deepEqual(res.body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]), 'malformedRequest');
   }
   t.deepEqual((await httpPlain('GET', '/ocsp/%%%not-base64')).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]));
+  // the HTTPS listener answers the same way
+  const tls = await httpsRequest(`https://127.0.0.1:${gw.port}/ocsp`, { ca: gw.caPem, method: 'POST', body: Buffer.from('garbage'), headers: { 'Content-Type': 'application/ocsp-request' } });
+  t.is(tls.status, 200);
+  t.deepEqual(tls.body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]));
+  t.is((await httpsRequest(`https://127.0.0.1:${gw.port}/ocspx`, { ca: gw.caPem })).status, 404, 'only /ocsp and below is OCSP');
   // more CertIDs than one request may carry
   const dev = await device(t, 'ocsp-plc-4');
   const many = buildOcspRequest(Array.from({ length: 9 }, () => certIdFor(dev.cert)));
