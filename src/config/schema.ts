@@ -113,6 +113,14 @@ export const caSchema = z
       .regex(/^https?:\/\/[\x21-\x7e]+$/, 'must be an http:// or https:// URL in plain ASCII')
       .optional()
       .describe('URL written as the CRL distribution point into every certificate this CA signs, e.g. "http://est-gw.level2.plant/crl/NAME.crl" (a per-layer DNS name pointing at this gateway\'s crl_listen). Unset: certificates carry no CRL distribution point.'),
+    ocsp_url: z
+      .string()
+      .regex(/^https?:\/\/[\x21-\x7e]+$/, 'must be an http:// or https:// URL in plain ASCII')
+      .optional()
+      .describe('URL written as the OCSP responder (authorityInfoAccess id-ad-ocsp) into every certificate this CA signs, e.g. "http://est-gw.level2.plant/ocsp" (a per-layer DNS name pointing at a gateway\'s crl_listen; every layer answers OCSP for the CAs of its chain at /ocsp). Unset: certificates name no OCSP responder.'),
+    ocsp_validity: durationAtLeast('ocsp_validity', 60_000, '60s')
+      .default('1h')
+      .describe('nextUpdate of this CA\'s OCSP answers, after thisUpdate: how long a relying party may reuse one. A layer below reuses a relayed answer for at most 60 s, whatever this says.'),
   })
   .strict();
 

@@ -27,6 +27,8 @@ export const OID = {
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
   cRLDistributionPoints: '2.5.29.31',
+  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
+  adOcsp: '1.3.6.1.5.5.7.48.1',
   // CRL and CRL entry extensions (RFC 5280 5.2, 5.3)
   cRLNumber: '2.5.29.20',
   cRLReason: '2.5.29.21',

@@ -6,7 +6,7 @@ import { CERTIFICATE_POLICIES, encodeCertificatePolicies } from '../est/certific
 import { formatName } from '../est/name.js';
 import { describeSpki } from '../est/spki.js';
 import type { CaMaterial } from '../pki/ca.js';
-import { crlDistributionPoint } from '../pki/crl.js';
+import { crlDistributionPoint, ocspAuthorityInfoAccess } from '../pki/crl.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { Signer } from '../pki/issuance.js';
 import { type KeySpec, generateKey, privateKeyDer, spkiDer } from '../pki/keys.js';
@@ -29,6 +29,8 @@ export interface LocalIssuerOptions {
   ledger?: Pick<Ledger, 'recordIssuance'>;
   /** The CA's CRL URL, put in every certificate as its CRL distribution point. */
   crlUrl?: string;
+  /** The CA's OCSP URL, put in every certificate as authorityInfoAccess id-ad-ocsp. */
+  ocspUrl?: string;
   /** Throws when the CA may sign nothing (its parent revoked it). */
   assertUsable?: (ca: CaMaterial) => void;
 }
@@ -38,7 +40,8 @@ export class LocalIssuer implements Issuer {
   private readonly signer: Signer;
   private readonly issuedBy: string;
   private readonly islandedMark: Buffer;
-  private readonly cdp: Buffer[];
+  /** Where revocation is published: CRL distribution point, OCSP. */
+  private readonly revocationInfo: Buffer[];
 
   constructor(
     readonly ca: CaMaterial,
@@ -46,7 +49,7 @@ export class LocalIssuer implements Issuer {
     private readonly o: LocalIssuerOptions = {},
   ) {
     this.signer = new Signer(ca);
-    this.cdp = o.crlUrl ? [crlDistributionPoint(o.crlUrl)] : [];
+    this.revocationInfo = [...(o.crlUrl ? [crlDistributionPoint(o.crlUrl)] : []), ...(o.ocspUrl ? [ocspAuthorityInfoAccess(o.ocspUrl)] : [])];
     this.issuedBy = formatName(ca.fields.subject);
     this.islandedMark = extension(NETSCAPE_COMMENT, false, ia5(`issued by ${this.issuedBy} while its parent layer was unreachable (islanded)`));
   }
@@ -81,7 +84,7 @@ export class LocalIssuer implements Issuer {
       extKeyUsage: d.extKeyUsage,
       ...(d.subjectAltNameDer ? { subjectAltNameDer: d.subjectAltNameDer } : {}),
       ...(d.ca ? { ca: d.ca } : {}),
-      extraExtensions: [...(d.profileOid ? [this.profileExtension(d.profileOid)] : []), ...(o.islanded ? [this.islandedMark] : []), ...this.cdp],
+      extraExtensions: [...(d.profileOid ? [this.profileExtension(d.profileOid)] : []), ...(o.islanded ? [this.islandedMark] : []), ...this.revocationInfo],
     });
     // on record before it leaves: a certificate the ledger cannot hold is never returned
     await this.o.ledger?.recordIssuance({

@@ -2,7 +2,7 @@
 // issued the certificates, with authorityKeyIdentifier, cRLNumber and a
 // reasonCode on every entry whose reason is not `unspecified`.
 import { sign as nodeSign } from 'node:crypto';
-import { bitString, ctx, seq, smallInteger, tlv, time, unsignedInteger } from '../est/der.js';
+import { bitString, ctx, oid, seq, smallInteger, tlv, time, unsignedInteger } from '../est/der.js';
 import { encodeAuthorityKeyIdentifier, extension } from '../est/extensions.js';
 import { OID } from '../est/oids.js';
 import { signatureAlgorithmFor } from '../est/signature.js';
@@ -62,6 +62,12 @@ export function buildCrl(ca: CaMaterial, c: CrlContents): Buffer {
     )),
   );
   return seq(tbs, alg.der, bitString(nodeSign(alg.digest, tbs, ca.key)));
+}
+
+/** authorityInfoAccess with one id-ad-ocsp URI (RFC 5280 §4.2.2.1): where relying parties ask OCSP. */
+export function ocspAuthorityInfoAccess(url: string): Buffer {
+  // AccessDescription { accessMethod id-ad-ocsp, accessLocation uniformResourceIdentifier [6] }
+  return extension(OID.authorityInfoAccess, false, seq(seq(oid(OID.adOcsp), tlv(0x86, Buffer.from(url, 'latin1')))));
 }
 
 /** cRLDistributionPoints with one fullName URI (RFC 5280 §4.2.1.13), as every issued certificate carries it. */

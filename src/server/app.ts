@@ -6,6 +6,7 @@ import { formatName } from '../est/name.js';
 import { identityString } from '../policy/policy.js';
 import { TEXT_PLAIN, errorHandler, reasonLine } from './error-handler.js';
 import { answerCrl } from './crl.js';
+import { answerOcsp, isOcspPath } from './ocsp.js';
 import { estDispatcher } from './routes.js';
 import type { Services } from './services.js';
 import type { EstState } from './state.js';
@@ -82,6 +83,14 @@ export function createApp(s: Services): Koa {
     const a = ctx.method === 'GET' || ctx.method === 'HEAD' ? answerCrl(s.crls, ctx.path, s.logger) : undefined;
     if (!a) return next();
     ctx.set('Content-Type', a.type);
+    ctx.status = a.status;
+    ctx.body = a.body;
+  });
+  app.use(async function serveOcsp(ctx: Ctx, next: Next): Promise<void> {
+    const a = s.ocsp && isOcspPath(ctx.url) ? await answerOcsp(s.ocsp, ctx.req, ctx.url) : undefined;
+    if (!a) return next();
+    ctx.set('Content-Type', a.type);
+    for (const [k, v] of Object.entries(a.headers ?? {})) ctx.set(k, v);
     ctx.status = a.status;
     ctx.body = a.body;
   });

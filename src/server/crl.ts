@@ -2,9 +2,10 @@
 // fetched from the parent layer (served as the parent signed it), without
 // authentication, on the HTTPS listener and on the optional plain-HTTP
 // crl_listen (relying parties that fetch a CRL Distribution Point speak HTTP).
-// GET /crl/ lists them (JSON), so that a layer below or a client can find the
+// OCSP (src/server/ocsp.ts) is answered on crl_listen too. GET /crl/ lists them (JSON), so that a layer below or a client can find the
 // CRLs of its chain without a CRL Distribution Point it could not reach.
 import type { Server } from 'node:http';
+import { type OcspResponder, answerOcsp } from './ocsp.js';
 import type { ServedCrls } from './served-crls.js';
 import { PLAIN_TEXT, listenPlainHttp } from '../util/metrics-server.js';
 import type { Logger } from '../util/log.js';
@@ -46,14 +47,23 @@ export function answerCrl(crls: ServedCrls | undefined, path: string, logger: Lo
   return { status: 503, type: PLAIN_TEXT, body: `the CRL of CA "${name}" is not available right now\n` };
 }
 
-export function serveCrls(hostPort: string, crls: ServedCrls, logger: Logger): Promise<Server> {
+/** Plain HTTP for relying parties: the CRLs, and OCSP (/ocsp) when the layer answers it. */
+export function serveCrls(hostPort: string, crls: ServedCrls, logger: Logger, ocsp?: OcspResponder): Promise<Server> {
   return listenPlainHttp(hostPort, (req, res) => {
-    const path = req.url?.split('?')[0] ?? '';
-    const a = req.method === 'GET' || req.method === 'HEAD' ? answerCrl(crls, path, logger) : undefined;
-    if (!a) {
-      res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end('only GET /crl/ and the /crl/CA-NAME.crl it lists here\n');
-      return;
-    }
-    res.writeHead(a.status, { 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body) }).end(req.method === 'HEAD' ? undefined : a.body);
+    const send = (a: { status: number; type: string; body: Buffer | string; headers?: Record<string, string> }) =>
+      res.writeHead(a.status, { ...a.headers, 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body) }).end(req.method === 'HEAD' ? undefined : a.body);
+    answerOcsp(ocsp, req, req.url ?? '').then((o) => {
+      if (o) return send(o);
+      const path = req.url?.split('?')[0] ?? '';
+      const a = req.method === 'GET' || req.method === 'HEAD' ? answerCrl(crls, path, logger) : undefined;
+      if (!a) {
+        res.writeHead(404, { 'Content-Type': PLAIN_TEXT }).end(`only GET /crl/ and the /crl/CA-NAME.crl it lists${ocsp ? ', and OCSP at /ocsp,' : ''} here\n`);
+        return;
+      }
+      send(a);
+    }, (err: unknown) => {
+      logger.error({ err }, 'answering on crl_listen failed');
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': PLAIN_TEXT }).end('internal error\n');
+    });
   });
 }

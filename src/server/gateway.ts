@@ -18,9 +18,12 @@ import { ApprovalQueue, openApprovalStore, usesManualApproval } from '../approva
 import { serveCrls } from './crl.js';
 import { linksOfPeer } from './middleware/check-not-revoked.js';
 import { RevocationAuthority } from './revocation.js';
+import { OcspResponder } from './ocsp.js';
+import { OcspRelay } from './ocsp-relay.js';
 import { ServedCrls } from './served-crls.js';
 import { UpstreamCrls } from './upstream-crls.js';
 import { type Pki, preparePki, recordSetupCertificates } from './pki-setup.js';
+import { parseDurationMs } from '../util/durations.js';
 import { type Logger, createLogger } from '../util/log.js';
 import { createApp } from './app.js';
 import { guardConnections } from './connection-guard.js';
@@ -97,8 +100,11 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     for (const [name, lc] of Object.entries(cfg.labels)) {
       const ca = lc.mode === 'issue' || lc.fallback === 'issue' ? p.cas.get(lc.ca)! : undefined;
       const crlUrl = ca ? cfg.cas[lc.ca]?.crl_url : undefined;
+      const ocspUrl = ca ? cfg.cas[lc.ca]?.ocsp_url : undefined;
       const local = ca
-        ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, { ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}), assertUsable: (c) => revocation.assertCaUsable(c) })
+        ? new LocalIssuer(ca, lc.serverkeygen_key as KeySpec, {
+          ...(ledger ? { ledger } : {}), ...(crlUrl ? { crlUrl } : {}), ...(ocspUrl ? { ocspUrl } : {}), assertUsable: (c) => revocation.assertCaUsable(c),
+        })
         : undefined;
       let issuer: Issuer = local!;
       // a replaced sub-CA keeps validating (and renewing) what it issued until it expires
@@ -134,9 +140,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   }
   // the parent's CRLs, per distinct parent, in their own Redis namespace
   const crlCache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, namespace: 'crls', logger, ...(redisUrl ? { redisUrl } : {}) });
-  let currentCas = pki.cas;
-  let localCaCerts = [...pki.cas.values()].flatMap((c) => c.chain);
-  const knownCas = () => uniqueDer([...localCaCerts, ...[...labels.values()].flatMap((l) => [...l.issuingCas, ...l.clientAnchors, ...l.raAnchors])]);
+  let localCas = pki.cas;
+  const knownCas = () => uniqueDer([...[...localCas.values()].flatMap((c) => c.chain), ...[...labels.values()].flatMap((l) => [...l.issuingCas, ...l.clientAnchors, ...l.raAnchors])]);
   const upstreamCrls = await parentCrls(cfg, { cache: crlCache, logger, knownCas, onChange: () => revocation.rebuild() });
   const revocation = new RevocationAuthority({
     ...(ledger ? { ledger } : {}),
@@ -148,6 +153,15 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   });
   revocation.setLocalCas(pki.cas);
   const servedCrls = new ServedCrls(ledger, upstreamCrls, logger);
+  // OCSP wherever CRLs are: signing layers answer from the ledger, forwarding layers relay to their parents
+  const ocsp = ledger || upstreamCrls.length ? new OcspResponder({
+    ...(ledger ? { ledger } : {}),
+    cas: () => localCas,
+    validityMs: (ca) => parseDurationMs(cfg.cas[ca]?.ocsp_validity ?? '1h'),
+    ...(upstreamCrls.length ? { upstream: new OcspRelay({ parents: upstreamCrls.map((u) => ({ parent: u.parent, client: u.client, knownCas: () => u.knownCas() })), logger }) } : {}),
+    logger,
+    ...(opts.now ? { now: opts.now } : {}),
+  }) : undefined;
   metrics.watchUpstreamCrls(() => new Map([...servedCrls.fetched()].map(([n, h]) => [n, { thisUpdate: h.crl.thisUpdate, nextUpdate: h.crl.nextUpdate }])));
 
   const caChain = async (label: Label): Promise<Buffer[]> => {
@@ -163,7 +177,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   metrics.setCas(pki.cas);
   const readiness = new Readiness({
     labels: () => labels.values(), caChain, cache, parents: await parentEndpoints(cfg), ...(servedCrls.any ? { crls: () => servedCrls.status() } : {}),
-    ...(pki.cas.size ? { cas: () => new Map([...currentCas].map(([name, ca]) => [name, revocation.caRevocation(ca)])) } : {}),
+    ...(pki.cas.size ? { cas: () => new Map([...localCas].map(([name, ca]) => [name, revocation.caRevocation(ca)])) } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   const services: Services = {
@@ -178,6 +192,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     ...(ledger ? { ledger } : {}),
     revocation,
     crls: servedCrls,
+    ...(ocsp ? { ocsp } : {}),
   };
   if (cfg.proxy.length) {
     services.proxy = await createUpstreamProxy(cfg.proxy, {
@@ -271,7 +286,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     });
   });
   const actual = (server.address() as AddressInfo).port;
-  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger).catch(async (e: unknown) => {
+  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger, ocsp).catch(async (e: unknown) => {
     await new Promise((r) => server.close(r));
     throw e;
   }) : undefined;
@@ -311,8 +326,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     async reload(next: Pki) {
       ledger?.setCas(ledgerCas(cfg, next.cas));
       revocation.setLocalCas(next.cas);
-      currentCas = next.cas;
-      localCaCerts = [...next.cas.values()].flatMap((c) => c.chain);
+      localCas = next.cas;
       // a new sub-CA signed a new TLS certificate
       if (ledger) await recordSetupCertificates(ledger, next);
       await buildLabels(next);

@@ -103,6 +103,7 @@ export async function serve(cfg: Config, opts: ServeOptions = {}): Promise<void>
     print(`  issuance ledger: ${join(cfg.server.data_dir, 'ledger')} (estgw certs list|show|export|revoke)`);
     const base = cfg.server.crl_listen ? `http://${cfg.server.crl_listen}` : url.replace(/\/\.well-known\/est$/, '');
     print(`  CRLs: ${[...pki.cas.keys()].map((n) => `${base}/crl/${n}.crl`).join(', ')}`);
+    print(`  OCSP: ${base}/ocsp`);
   }
   if (opts.devCredentials) {
     print('');

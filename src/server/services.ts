@@ -20,6 +20,8 @@ export interface Services {
   revocation?: import('./revocation.js').RevocationAuthority;
   /** What /crl/ serves: local CRLs and the ones fetched from the parent. */
   crls?: import('./served-crls.js').ServedCrls;
+  /** OCSP at /ocsp: local CAs from the ledger, the rest relayed to the parent. */
+  ocsp?: import('./ocsp.js').OcspResponder;
   /** Requests held for manual approval, when a label or grant asks for it. */
   approvals?: import('../approval/queue.js').ApprovalQueue;
   /** What /readyz reports. */

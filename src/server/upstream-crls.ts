@@ -81,6 +81,16 @@ export class UpstreamCrls {
     return this.o.parent;
   }
 
+  /** The connection to the parent, for OCSP relayed there (src/server/ocsp-relay.ts). */
+  get client(): ResourceClient {
+    return this.o.client;
+  }
+
+  /** Every CA certificate this layer knows for this parent: what the parent's CRLs and OCSP answers are checked against. */
+  knownCas(): Buffer[] {
+    return this.o.knownCas();
+  }
+
   crls(): readonly HeldCrl[] {
     return this.held;
   }

@@ -20,7 +20,8 @@ import { encodeAuthorityKeyIdentifier, extension } from '../../src/est/extension
 import { OID } from '../../src/est/oids.js';
 import { signatureAlgorithmFor } from '../../src/est/signature.js';
 import type { CaMaterial } from '../../src/pki/ca.js';
-import { caseSeed, rng, type Rng } from './csr-fuzz.js';
+import { type DifferentialResult, runDifferential } from './differential.js';
+import type { Rng } from './csr-fuzz.js';
 import { run, scratchDir } from './cli.js';
 
 export interface CrlReading {
@@ -105,19 +106,6 @@ function encodeTbs(p: Parts, alg: Buffer): Buffer {
   );
 }
 
-function byteEdit(r: Rng, tbs: Buffer): [string, Buffer] {
-  const at = r.int(tbs.length);
-  switch (r.int(3)) {
-    case 0: {
-      const b = Buffer.from(tbs);
-      b[at] = b[at]! ^ (1 << r.int(8));
-      return [`flip bit at ${at}`, b];
-    }
-    case 1: return [`insert byte at ${at}`, Buffer.concat([tbs.subarray(0, at), r.bytes(1), tbs.subarray(at)])];
-    default: return [`delete byte at ${at}`, Buffer.concat([tbs.subarray(0, at), tbs.subarray(at + 1)])];
-  }
-}
-
 export function ourReading(der: Buffer, caDer: Buffer): CrlReading {
   try {
     const crl = parseCrl(der);
@@ -141,53 +129,26 @@ export async function opensslReading(der: Buffer, dir: string, caFile: string): 
   return { accepted: true, serials, ...(num ? { number: num } : {}) };
 }
 
-export interface CrlFinding {
-  seed: number;
-  steps: string[];
-  problem: string;
-  der: string;
-}
-
 /** Runs `count` cases; what each found, and how many were accepted by us and refused by us while OpenSSL accepted. */
-export async function fuzzCrls(o: { seed: number; count: number; ca: CaMaterial }): Promise<{ findings: CrlFinding[]; accepted: number; refused: number; stricter: number }> {
+export async function fuzzCrls(o: { seed: number; count: number; ca: CaMaterial }): Promise<DifferentialResult> {
   const tmp = await scratchDir('estgw-crl-fuzz-');
   const caFile = join(tmp.dir, 'ca.pem');
   await writeFile(caFile, toPem('CERTIFICATE', o.ca.certDer));
   const alg = signatureAlgorithmFor(o.ca.key);
-  const findings: CrlFinding[] = [];
-  let accepted = 0;
-  let refused = 0;
-  let stricter = 0;
   try {
-    for (let i = 0; i < o.count; i++) {
-      const seed = caseSeed(o.seed, i);
-      const r = rng(seed);
-      const parts = generate(r, o.ca);
-      const steps: string[] = [];
-      if (r.chance(0.5)) {
-        const [name, edit] = r.pick(TREE_EDITS);
-        edit(parts, r);
-        steps.push(name);
-      }
-      let tbs = encodeTbs(parts, alg.der);
-      if (r.chance(0.4)) {
-        const [name, b] = byteEdit(r, tbs);
-        tbs = b;
-        steps.push(name);
-      }
-      const der = seq(tbs, alg.der, bitString(sign(alg.digest, tbs, o.ca.key)));
-      const ours = ourReading(der, o.ca.certDer);
-      const theirs = await opensslReading(der, tmp.dir, caFile);
-      if (ours.accepted) accepted++;
-      else refused++;
-      let problem: string | undefined;
-      if (ours.accepted && !theirs.accepted) problem = 'we accept what OpenSSL refuses';
-      else if (ours.accepted && theirs.serials!.join() !== ours.serials!.join()) problem = `serials differ: ours ${ours.serials!.join()} / OpenSSL ${theirs.serials!.join()}`;
-      else if (!ours.accepted && theirs.accepted) stricter++;
-      if (problem) findings.push({ seed, steps, problem, der: der.toString('base64') });
-    }
+    return await runDifferential({
+      seed: o.seed,
+      count: o.count,
+      generate: (r) => generate(r, o.ca),
+      treeEdits: TREE_EDITS,
+      encode: (p) => encodeTbs(p, alg.der),
+      // re-signed, so that the mutation reaches past the signature
+      finish: (tbs) => seq(tbs, alg.der, bitString(sign(alg.digest, tbs, o.ca.key))),
+      ours: (der) => ourReading(der, o.ca.certDer),
+      theirs: (der, dir) => opensslReading(der, dir, caFile),
+      differ: (ours, theirs) => (theirs.serials!.join() !== ours.serials!.join() ? `serials differ: ours ${ours.serials!.join()} / OpenSSL ${theirs.serials!.join()}` : undefined),
+    });
   } finally {
     await tmp.remove();
   }
-  return { findings, accepted, refused, stricter };
 }
