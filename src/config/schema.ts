@@ -279,6 +279,7 @@ export const configSchema = z
         crl_listen: hostPort
           .optional()
           .describe('Also serve each local CA\'s CRL at http://HOST:PORT/crl/NAME.crl (plain HTTP, its own port: relying parties fetch CRLs without TLS). The HTTPS listener serves the same paths. Unset: HTTPS only.'),
+        ocsp_rate: z.number().int().min(1).default(200).describe('OCSP answers this process signs per second at most (with a burst of as many): each is a CA signature, and anyone who can reach /ocsp can ask with a fresh nonce every time. Past it the answer is tryLater; enrollment is never slowed by OCSP. Per process: multiply by the workers.'),
         crl_stale: z
           .enum(['open', 'closed'])
           .default('open')

@@ -158,6 +158,7 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     ...(ledger ? { ledger } : {}),
     cas: () => localCas,
     validityMs: (ca) => parseDurationMs(cfg.cas[ca]?.ocsp_validity ?? '1h'),
+    ratePerSecond: cfg.server.ocsp_rate,
     ...(upstreamCrls.length ? { upstream: new OcspRelay({ parents: upstreamCrls.map((u) => ({ parent: u.parent, client: u.client, knownCas: () => u.knownCas() })), logger }) } : {}),
     logger,
     ...(opts.now ? { now: opts.now } : {}),

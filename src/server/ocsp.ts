@@ -36,6 +36,8 @@ export interface OcspResponderOptions {
   /** How long a local answer may be relied on ([cas.NAME] ocsp_validity), in ms. */
   validityMs: (ca: string) => number;
   upstream?: OcspUpstream;
+  /** [server] ocsp_rate: local answers (CA signatures) per second, and the burst. */
+  ratePerSecond: number;
   logger: Logger;
   now?: () => number;
 }
@@ -43,7 +45,35 @@ export interface OcspResponderOptions {
 const keyIdHex = (ca: CaMaterial) => (ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)).toString('hex');
 
 export class OcspResponder {
-  constructor(private readonly o: OcspResponderOptions) {}
+  /** Token bucket of signatures: full at start, refilled at ratePerSecond. */
+  private tokens: number;
+  private filledAt: number;
+  private warnedAt = -Infinity;
+
+  constructor(private readonly o: OcspResponderOptions) {
+    this.tokens = o.ratePerSecond;
+    this.filledAt = this.now();
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /** Whether one more signature fits the rate; a nonce makes every answer a fresh one, so only a bound keeps OCSP from taking enrollment's CPU. */
+  private takeToken(): boolean {
+    const now = this.now();
+    this.tokens = Math.min(this.o.ratePerSecond, this.tokens + ((now - this.filledAt) / 1000) * this.o.ratePerSecond);
+    this.filledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    if (now - this.warnedAt >= 60_000) {
+      this.warnedAt = now;
+      this.o.logger.warn({ ratePerSecond: this.o.ratePerSecond }, 'OCSP requests past ocsp_rate: answering tryLater');
+    }
+    return false;
+  }
 
   /** An OCSPResponse for a DER request: always one (an error status when need be), never a throw (the relay does not throw either). */
   async answer(der: Buffer): Promise<Buffer> {
@@ -59,6 +89,7 @@ export class OcspResponder {
     if (signer) {
       // one response, one signer: every CertID must name the same local CA
       if (!req.certIds.every((id) => certIdNamesIssuer(id, signer.fields.subjectDer, signer.fields.spki))) return ocspErrorResponse('unauthorized');
+      if (!this.takeToken()) return ocspErrorResponse('tryLater');
       try {
         return this.local(signer, req);
       } catch (e) {
@@ -74,7 +105,7 @@ export class OcspResponder {
   }
 
   private local(ca: CaMaterial, req: OcspRequest): Buffer {
-    const now = (this.o.now ?? Date.now)();
+    const now = this.now();
     const thisUpdate = new Date(Math.floor(now / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.o.validityMs(ca.name));
     const keyId = keyIdHex(ca);

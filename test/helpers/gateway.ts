@@ -27,6 +27,8 @@ export interface TestGatewayOptions {
   dataDir?: string;
   /** Other top-level configuration tables (e.g. proxy). */
   extra?: Record<string, unknown>;
+  /** The clock the gateway's time-based decisions use (CRL staleness, rate bounds): tests freeze or move it. */
+  now?: () => number;
 }
 
 export interface TestGateway {
@@ -75,7 +77,7 @@ export async function startTestGateway(o: TestGatewayOptions = {}): Promise<Test
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const gateway = await startGateway(config, { logger });
+  const gateway = await startGateway(config, { logger, ...(o.now ? { now: o.now } : {}) });
   // a gateway without a local CA (tls_cert from files) is trusted through the last certificate of its TLS chain
   const tlsIssuer = gateway.pki.cas.get(config.server.tls_issuer);
   const caPem = toPem('CERTIFICATE', tlsIssuer ? tlsIssuer.chain.at(-1)! : fromPemAll(gateway.pki.tls.certChainPem, 'CERTIFICATE').at(-1)!);

@@ -169,3 +169,22 @@ test('malformed requests: malformedRequest as an OCSP answer; wrong type, oversi
   const again = await opensslOcsp(tmp.path('ocsp-plc-4.pem'));
   t.regex(again.out, /good/);
 });
+
+test('attacker: a flood of OCSP requests with fresh nonces (each a CA signature) is bounded by ocsp_rate: past it tryLater, enrollment unaffected, and the allowance comes back with time', async (t) => {
+  let now = Date.now();
+  const limited = await startTestGateway({ server: { crl_listen: '127.0.0.1:0', ocsp_rate: 3 }, now: () => now });
+  t.teardown(() => limited.close());
+  const root = parseCertificate(limited.gateway.pki.cas.get('root')!.certDer);
+  const cert = issuedCert(t, await enroll(limited, (await makeCsr('ocsp-flood')).b64));
+  const ask = async (i: number) => {
+    const body = buildOcspRequest([buildCertId('sha1', root.subjectDer, root.spki, parseCertificate(cert.raw).serial)], Buffer.from(`nonce ${i}`.padEnd(16, '.')));
+    const res = await httpsRequest(`https://127.0.0.1:${limited.port}/ocsp`, { ca: limited.caPem, method: 'POST', body, headers: { 'Content-Type': 'application/ocsp-request' } });
+    return parseOcspResponse(res.body).status;
+  };
+  const statuses = [];
+  for (let i = 0; i < 6; i++) statuses.push(await ask(i));
+  t.deepEqual(statuses, ['successful', 'successful', 'successful', 'tryLater', 'tryLater', 'tryLater']);
+  issuedCert(t, await enroll(limited, (await makeCsr('ocsp-flood-2')).b64));
+  now += 1000;
+  t.is(await ask(7), 'successful');
+});
