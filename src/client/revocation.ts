@@ -9,6 +9,7 @@ import { EstError } from '../errors.js';
 import { fromPemAll, toPem } from '../est/base64.js';
 import { parseCertificate } from '../est/certificate.js';
 import { type CrlRevoked, type ParsedCrl, crlSignatureProblem, parseCrl, serialKey } from '../est/crl.js';
+import { type CrlIndexEntry, crlIndexEntry, parseCrlIndex } from '../est/crl-index.js';
 import { formatName } from '../est/name.js';
 import { keyIdentifier } from '../est/spki.js';
 import { buildChain, isSelfSigned } from './chain.js';
@@ -48,14 +49,7 @@ const MAX_INDEX_BYTES = 1 << 20;
 const MAX_CRL_BYTES = 16 << 20;
 /** A gateway whose clock runs a little ahead still signs usable CRLs. */
 const CLOCK_SKEW_MS = 5 * 60_000;
-const NAME_RE = /^[A-Za-z0-9_-]+$/;
 
-interface IndexEntry {
-  name: string;
-  issuer: string;
-  keyId: string;
-  number: number;
-}
 
 /** One GET over HTTPS; resolves with status and body, rejects with a one-line `unavailable`. */
 function httpsGet(t: CrlTarget, path: string, maxBytes: number): Promise<{ status: number; type: string; body: Buffer }> {
@@ -82,23 +76,10 @@ function httpsGet(t: CrlTarget, path: string, maxBytes: number): Promise<{ statu
   });
 }
 
-function parseIndex(body: Buffer): IndexEntry[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new EstError('badGateway', 'the CRL index is not JSON');
-  }
-  const list = (doc as { crls?: unknown }).crls;
-  if (!Array.isArray(list)) throw new EstError('badGateway', 'the CRL index has no "crls" list');
-  return list.map((e: unknown) => {
-    const x = e as Partial<Record<keyof IndexEntry, unknown>>;
-    if (typeof x.name !== 'string' || !NAME_RE.test(x.name) || typeof x.issuer !== 'string' || typeof x.keyId !== 'string' || !/^[0-9a-f]+$/i.test(x.keyId) || !Number.isSafeInteger(x.number)) {
-      throw new EstError('badGateway', 'the CRL index has an entry without name, issuer, keyId and number');
-    }
-    return { name: x.name, issuer: x.issuer, keyId: x.keyId.toLowerCase(), number: x.number as number };
-  });
-}
+
+const badIndexEntry = (): never => {
+  throw new EstError('badGateway', 'the CRL index has an entry without name, issuer, keyId and number');
+};
 
 /** A CRL as fetched and verified, or why there is none; kept for one round of checks so each is fetched once. */
 export type CrlResult = { ok: true; name: string; crl: ClientCrl } | { ok: false; why: string };
@@ -108,7 +89,7 @@ export type CrlResult = { ok: true; name: string; crl: ClientCrl } | { ok: false
  * gateway, each CRL once per gateway and CA certificate.
  */
 export class CrlRound {
-  private readonly indexes = new Map<string, Promise<IndexEntry[]>>();
+  private readonly indexes = new Map<string, Promise<CrlIndexEntry[]>>();
   private readonly results = new Map<string, Promise<CrlResult>>();
 
   /**
@@ -121,13 +102,13 @@ export class CrlRound {
     private readonly newest: (crl: ClientCrl) => ClientCrl = (c) => c,
   ) {}
 
-  private index(t: CrlTarget): Promise<IndexEntry[]> {
+  private index(t: CrlTarget): Promise<CrlIndexEntry[]> {
     const key = `${new URL(t.url).origin}\n${t.trust ?? ''}`;
     let p = this.indexes.get(key);
     if (!p) {
       p = httpsGet(t, '/crl/', MAX_INDEX_BYTES).then((r) => {
         if (r.status !== 200) throw new EstError('unavailable', `the gateway serves no CRL index (GET /crl/ answered ${r.status})`);
-        return parseIndex(r.body);
+        return parseCrlIndex(r.body).map((e) => crlIndexEntry(e) ?? badIndexEntry());
       });
       this.indexes.set(key, p);
     }

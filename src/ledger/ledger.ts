@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { EstError } from '../errors.js';
+import type { CrlIndexEntry } from '../est/crl-index.js';
 import { parseCertificate } from '../est/certificate.js';
 import { type Rdns, formatName, parseGeneralNames, parseNameDer } from '../est/name.js';
 import { type KeyInfo, describeKey, describeSpki, keyIdentifier } from '../est/spki.js';
@@ -52,18 +53,6 @@ export interface IssuanceInput {
   /** currentCert came in an RA's Client-Cert header. */
   relayed?: boolean;
   islanded: boolean;
-}
-
-/** What GET /crl/ says of one CRL: enough for a layer below or a client to pick the CRLs of its chain. */
-export interface CrlIndexEntry {
-  /** Served at /crl/NAME.crl. */
-  name: string;
-  /** The CRL issuer (RFC 4514) and its authorityKeyIdentifier (hex). */
-  issuer: string;
-  keyId: string;
-  number: number;
-  thisUpdate: string;
-  nextUpdate: string;
 }
 
 export interface LedgerOptions {

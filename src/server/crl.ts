@@ -5,6 +5,7 @@
 // OCSP (src/server/ocsp.ts) is answered on crl_listen too. GET /crl/ lists them (JSON), so that a layer below or a client can find the
 // CRLs of its chain without a CRL Distribution Point it could not reach.
 import type { Server } from 'node:http';
+import { encodeCrlIndex } from '../est/crl-index.js';
 import { type OcspResponder, answerOcsp } from './ocsp.js';
 import type { ServedCrls } from './served-crls.js';
 import { PLAIN_TEXT, listenPlainHttp } from '../util/metrics-server.js';
@@ -26,7 +27,7 @@ export function answerCrl(crls: ServedCrls | undefined, path: string, logger: Lo
   if (!crls?.any) return undefined;
   if (path === CRL_INDEX_PATH) {
     try {
-      return { status: 200, type: JSON_TYPE, body: `${JSON.stringify({ crls: crls.index() })}\n` };
+      return { status: 200, type: JSON_TYPE, body: encodeCrlIndex(crls.index()) };
     } catch (err) {
       logger.error({ err }, 'cannot read or sign the CRLs');
       return { status: 503, type: PLAIN_TEXT, body: 'the CRLs are not available right now\n' };

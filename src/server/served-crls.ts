@@ -4,7 +4,8 @@
 // the layer it can reach. A local CA whose name an upstream CRL also uses wins:
 // the upstream one is left out of this layer's index (logged once).
 import { formatName, parseNameDer } from '../est/name.js';
-import type { CrlIndexEntry, Ledger } from '../ledger/ledger.js';
+import type { CrlIndexEntry } from '../est/crl-index.js';
+import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../util/log.js';
 import type { HeldCrl, UpstreamCrls } from './upstream-crls.js';
 

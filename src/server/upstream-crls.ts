@@ -8,6 +8,7 @@ import type { CaChainCache } from '../cache/index.js';
 import { CaChainService } from '../cache/index.js';
 import { EstError } from '../errors.js';
 import { type ParsedCrl, crlSignedBy, parseCrl } from '../est/crl.js';
+import { MAX_INDEX_ENTRIES, crlIndexNames } from '../est/crl-index.js';
 import { Tag, children, decodeString, expectTag, readWhole, seq, utf8, whole } from '../est/der.js';
 import type { Logger } from '../util/log.js';
 
@@ -44,11 +45,8 @@ export interface UpstreamCrlsOptions {
   now?: () => number;
 }
 
-const NAME = /^[A-Za-z0-9_-]+$/;
 /** Answers of a parent that has no /crl/ at all. */
 const NO_CRLS = new Set([404, 405, 501]);
-/** More CRLs than any hierarchy has CAs: a parent listing more is not believed. */
-const MAX_CRLS = 256;
 const MAX_WARNED = 1024;
 
 export const issuerKey = (issuerDer: Buffer, keyId: Buffer | undefined): string => `${issuerDer.toString('hex')}/${keyId?.toString('hex') ?? ''}`;
@@ -130,7 +128,7 @@ export class UpstreamCrls {
     // a parent that serves no CRLs (libest, est-gateway before 0.2): none known, nothing checked against them
     if (NO_CRLS.has(res.status)) return this.accept([]).map(encodeItem);
     if (res.status !== 200) throw new EstError('badGateway', `GET /crl/ at the parent: HTTP ${res.status}`);
-    const names = parseIndex(res.body);
+    const names = crlIndexNames(res.body);
     const fetched = await Promise.all(
       names.map(async (name) => {
         const r = await this.o.client.getResource(`/crl/${name}.crl`);
@@ -168,7 +166,7 @@ export class UpstreamCrls {
     const known = this.o.knownCas();
     const previous = new Map(this.held.map((h) => [h.key, h]));
     const out = new Map<string, HeldCrl>();
-    for (const c of candidates.slice(0, MAX_CRLS)) {
+    for (const c of candidates.slice(0, MAX_INDEX_ENTRIES)) {
       let crl: ParsedCrl;
       try {
         crl = parseCrl(c.der);
@@ -201,18 +199,4 @@ export class UpstreamCrls {
     this.warned.add(key);
     this.o.logger.warn({ parent: this.o.parent, ...fields }, msg);
   }
-}
-
-/** The names GET /crl/ lists: `{"crls":[{"name": ...}, ...]}`. */
-function parseIndex(body: Buffer): string[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new EstError('badGateway', 'GET /crl/ at the parent did not answer JSON');
-  }
-  const list = (value as { crls?: unknown } | null)?.crls;
-  if (!Array.isArray(list)) throw new EstError('badGateway', 'GET /crl/ at the parent has no "crls" list');
-  const names = list.map((e) => (e as { name?: unknown } | null)?.name).filter((n): n is string => typeof n === 'string' && NAME.test(n));
-  return [...new Set(names)].slice(0, MAX_CRLS);
 }

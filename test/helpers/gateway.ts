@@ -9,6 +9,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { fromPemAll, toPem } from '../../src/est/base64.js';
 import { type RunningGateway, startGateway } from '../../src/server/gateway.js';
+import type { CrlIndexEntry } from '../../src/est/crl-index.js';
 import { httpsRequest } from './http.js';
 
 export interface TestGatewayOptions {
@@ -100,13 +101,7 @@ export async function startTestGateway(o: TestGatewayOptions = {}): Promise<Test
   };
 }
 
-/** An entry of GET /crl/ (the fields tests compare). */
-export interface CrlIndexEntry {
-  name: string;
-  issuer: string;
-  keyId: string;
-  number: number;
-}
+export type { CrlIndexEntry } from '../../src/est/crl-index.js';
 
 /** GET /crl/ at a test gateway, over its TLS. */
 export async function crlIndex(gw: TestGateway): Promise<CrlIndexEntry[]> {
