@@ -1,5 +1,6 @@
 // What one issuance-ledger write costs, next to what signing the certificate
-// costs: `node dist/bench/ledger-write.js [--records N] [--in-flight N]`.
+// costs: `node dist/bench/ledger-write.js [--records N] [--in-flight N] [--sync os|fsync]`
+// (`[server] ledger_sync`, default os as in the gateway).
 // Latency alone (one write at a time: a commit and a flush each), then under
 // load (N in flight: lmdb batches them into one transaction and one flush),
 // with the CPU time this process spends per write.
@@ -16,7 +17,9 @@ import { Signer } from '../src/pki/issuance.js';
 import { generateKey, spkiDer } from '../src/pki/keys.js';
 import { OID } from '../src/est/oids.js';
 
-const { values } = parseArgs({ options: { records: { type: 'string', default: '4000' }, 'in-flight': { type: 'string', default: '16' } } });
+const { values } = parseArgs({ options: { records: { type: 'string', default: '4000' }, 'in-flight': { type: 'string', default: '16' }, sync: { type: 'string', default: 'os' } } });
+if (values.sync !== 'os' && values.sync !== 'fsync') throw new Error('--sync takes os or fsync');
+const sync = values.sync;
 const total = Number(values.records);
 const inFlight = Number(values['in-flight']);
 const dir = mkdtempSync(join(tmpdir(), 'estgw-ledger-bench-'));
@@ -47,7 +50,7 @@ for (let i = 0; i < signN; i++) issue(i);
 const signCpuUs = ((cpuMs() - cpu0) * 1000) / signN;
 
 const records = Array.from({ length: total }, (_, i) => record(i));
-const store = new LmdbLedgerStore(join(dir, 'ledger'));
+const store = new LmdbLedgerStore(join(dir, 'ledger'), sync);
 
 const seqN = Math.min(200, total);
 let t0 = performance.now();
@@ -69,6 +72,7 @@ await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 const out = {
+  sync,
   recordBytes: records[0]!.der.length,
   oneAtATimeLatencyMs: +seqLatencyMs.toFixed(2),
   inFlight,
