@@ -46,7 +46,8 @@ export class LmdbLedgerStore implements LedgerStore {
   ) {
     mkdirSync(path, { recursive: true, mode: 0o700 });
     this.env = open({ path, maxDbs: 8, ...(sync === 'os' ? { noSync: true } : {}) });
-    this.certs = this.env.openDB({ name: 'certs' });
+    // records share one msgpack structure (lmdb keeps it in the database, safe across processes): a write encodes values, not keys
+    this.certs = this.env.openDB({ name: 'certs', sharedStructuresKey: Symbol.for('structures') });
     this.revokedDb = this.env.openDB({ name: 'revoked' });
     this.links = this.env.openDB({ name: 'renewals' });
     this.crls = this.env.openDB({ name: 'crls' });
