@@ -27,6 +27,12 @@ export interface ForwardOptions {
   logger?: Logger;
 }
 
+/** Which of the transport's timeouts it was, without its operation and address: "no answer within 1000 ms". */
+function timeoutDetail(message: string): string {
+  const m = /(no answer|did not complete the TLS handshake)\b.*? within (\d+) ms/.exec(message);
+  return m ? `${m[1]} within ${m[2]} ms` : 'timeout';
+}
+
 export class ForwardIssuer implements Issuer {
   readonly mode = 'forward' as const;
   private readonly client: EstClient;
@@ -123,7 +129,8 @@ export class ForwardIssuer implements Issuer {
       if (isEstError(e, 'pending')) throw e;
       // an answer that arrived but is unusable (too large): the parent is there, and failing
       if (isEstError(e, 'badGateway')) throw new EstError('badGateway', `parent ${this.where} sent an unusable answer: ${e.message}`, { retryAfter: RETRY_AFTER_S, cause: e });
-      if (isEstError(e, 'upstreamTimeout')) throw new EstError('upstreamTimeout', `parent ${this.where} did not answer in time`, { retryAfter: RETRY_AFTER_S, cause: e });
+      // which timeout it was ("no answer within 1000 ms", "no TLS handshake within 500 ms") tells an operator what to tune
+      if (isEstError(e, 'upstreamTimeout')) throw new EstError('upstreamTimeout', `parent ${this.where} did not answer in time (${timeoutDetail(e.message)})`, { retryAfter: RETRY_AFTER_S, cause: e });
       throw new EstError('unavailable', `parent ${this.where} is unreachable: ${(e as Error).message}`, { retryAfter: RETRY_AFTER_S, cause: e });
     }
     const s = response.status;

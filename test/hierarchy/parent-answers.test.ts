@@ -38,6 +38,8 @@ type Answer = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
 interface FakeParent {
   url: string;
   seen: Seen[];
+  /** Most /cacerts requests open at the same moment (a silent parent never closes one itself). */
+  maxOpenCacerts?: number;
   close(): Promise<void>;
 }
 
@@ -48,7 +50,6 @@ let serverTls: { cert: string; key: string };
 const parents: FakeParent[] = [];
 let tcpSilent: { port: number; close: () => Promise<void> };
 let gw: TestGateway;
-let startupMs: number;
 
 const text = (res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}) => {
   res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(reason), ...headers });
@@ -67,10 +68,17 @@ const issue = (body: Buffer) => {
 
 /** An HTTPS parent that answers /cacerts with the test CA (unless `answerAll`) and enrollments with `answer`. */
 async function fakeParent(answer: Answer, o: { answerAll?: boolean } = {}): Promise<FakeParent> {
+  let p: FakeParent;
   const seen: Seen[] = [];
+  let openCacerts = 0;
   const server = createHttpsServer(
     { ...serverTls, requestCert: true, rejectUnauthorized: false },
     (req, res) => {
+      if (req.url!.endsWith('/cacerts')) {
+        openCacerts++;
+        p.maxOpenCacerts = Math.max(p.maxOpenCacerts ?? 0, openCacerts);
+        res.once('close', () => openCacerts--);
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -87,7 +95,7 @@ async function fakeParent(answer: Answer, o: { answerAll?: boolean } = {}): Prom
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
-  const p: FakeParent = {
+  p = {
     url: `https://127.0.0.1:${port}/.well-known/est`,
     seen,
     close: async () => {
@@ -160,6 +168,10 @@ async function libestParent(): Promise<FakeParent> {
 
 let libest: FakeParent;
 let silent: FakeParent;
+/** Most connections the TCP-only parent held at once. */
+let tcpMaxOpen = 0;
+/** What start-up alone did to the silent parents (later enrollments ask again). */
+let atStartup: { silentCacerts: number; tcp: number };
 
 test.before(async () => {
   scratch = await scratchDir('estgw-parent-');
@@ -197,7 +209,11 @@ test.before(async () => {
   libest = await libestParent();
   const tcpServer = createTcpServer((s: Socket) => s.on('error', () => {}));
   const tcpSockets = new Set<Socket>();
-  tcpServer.on('connection', (s) => tcpSockets.add(s));
+  tcpServer.on('connection', (s) => {
+    tcpSockets.add(s);
+    tcpMaxOpen = Math.max(tcpMaxOpen, [...tcpSockets].filter((x) => !x.destroyed).length);
+    s.once('close', () => tcpSockets.delete(s));
+  });
   tcpServer.listen(0, '127.0.0.1');
   await once(tcpServer, 'listening');
   tcpSilent = {
@@ -213,7 +229,6 @@ test.before(async () => {
   const up = (url: string, extra: Record<string, unknown> = {}) => ({ url, trust: parentTrust, ...raFiles, timeout: 1, connect_timeout: 0.5, ...extra });
   const forward = (url: string, extra: Record<string, unknown> = {}) => ({ mode: 'forward', upstream: up(url, extra) });
   const fallback = (url: string) => ({ mode: 'forward', fallback: 'issue', ca: 'local', upstream: up(url) });
-  const starting = Date.now();
   gw = await startTestGateway({
     cas: { root: {}, local: { create: 'subordinate', parent: 'root', subject: '/CN=bottom islanded CA', path_len: 0 } },
     labels: {
@@ -236,7 +251,7 @@ test.before(async () => {
       'fb-closed': fallback(closedUrl),
     },
   });
-  startupMs = Date.now() - starting;
+  atStartup = { silentCacerts: silent.maxOpenCacerts ?? 0, tcp: tcpMaxOpen };
 });
 
 test.after.always(async () => {
@@ -248,9 +263,7 @@ test.after.always(async () => {
 
 async function timedEnroll(label: string, cn: string) {
   const csr = await makeCsr(cn);
-  const started = Date.now();
-  const res = await enroll(gw, csr.b64, { label });
-  return { res, ms: Date.now() - started };
+  return { res: await enroll(gw, csr.b64, { label }) };
 }
 
 const retryAfter = (res: { headers: Record<string, string> }) => Number(res.headers['retry-after']);
@@ -304,30 +317,30 @@ test('a 200 that is not a certs-only PKCS#7 (wrong type, not PKCS#7, over 1 MiB)
 });
 
 test('a parent that completes TLS but never answers: 504 with Retry-After within the configured timeout (1 s)', async (t) => {
-  const { res, ms } = await timedEnroll('silent', 'silent-1');
-  assertReason(t, res, 504, /in time/);
+  const { res } = await timedEnroll('silent', 'silent-1');
+  // the configured timeout, not the connect timeout or a default, ended it
+  assertReason(t, res, 504, /did not answer in time \(no answer within 1000 ms\)/);
   t.true(retryAfter(res) > 0);
-  t.true(ms >= 900 && ms < 2_500, `${ms} ms`);
   t.true(silent.seen.some((s) => s.path.endsWith('/simpleenroll')), 'the request reached the parent');
 });
 
 test('a parent that accepts TCP and never speaks TLS: 504 with Retry-After within the connect timeout (0.5 s)', async (t) => {
-  const { res, ms } = await timedEnroll('tcp', 'tcp-1');
-  assertReason(t, res, 504, /in time/);
+  const { res } = await timedEnroll('tcp', 'tcp-1');
+  assertReason(t, res, 504, /did not answer in time \(did not complete the TLS handshake within 500 ms\)/);
   t.true(retryAfter(res) > 0);
-  t.true(ms >= 400 && ms < 2_000, `${ms} ms`);
 });
 
 test('start-up asks every parent for its chain at once: four silent labels cost one timeout, not four', (t) => {
-  // silent, fb-silent (1 s each) and tcp, fb-tcp (0.5 s each): 3 s one after the other
-  t.true(startupMs < 2_500, `${startupMs} ms`);
+  // asked one after the other, each request would be closed by its timeout before the next one came
+  t.is(atStartup.silentCacerts, 2, 'silent and fb-silent were both waiting on the silent parent at once');
+  t.true(atStartup.tcp >= 2, `tcp and fb-tcp held the TCP-only parent at once (${atStartup.tcp})`);
 });
 
 test('a closed port: 503 with Retry-After, at once', async (t) => {
-  const { res, ms } = await timedEnroll('closed', 'closed-1');
-  assertReason(t, res, 503, /unreachable/);
+  const { res } = await timedEnroll('closed', 'closed-1');
+  // refused at once by the kernel, not given up on after a timeout
+  assertReason(t, res, 503, /unreachable: .*ECONNREFUSED/);
   t.true(retryAfter(res) > 0);
-  t.true(ms < 1_000, `${ms} ms`);
 });
 
 test('with fallback = "issue", a closed port, a silent parent and a TCP-only one issue locally, marked islanded', async (t) => {
