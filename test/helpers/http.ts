@@ -1,4 +1,5 @@
 // Raw HTTPS requests for tests: exact status, headers (as sent, with case) and body.
+import { request as plainRequest } from 'node:http';
 import { request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 
@@ -66,3 +67,15 @@ export function httpsRequest(url: string, o: RequestOptions = {}): Promise<RawRe
 }
 
 export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+
+/** One plain-HTTP request to a loopback port (crl_listen, metrics): status, content type and body. */
+export function httpPlain(port: number, path: string, o: { method?: string; body?: Buffer; type?: string } = {}): Promise<{ status: number; type: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const headers = o.body ? { 'Content-Type': o.type ?? 'application/octet-stream', 'Content-Length': o.body.length } : {};
+    plainRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'GET', agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
+    }).on('error', reject).end(o.body);
+  });
+}

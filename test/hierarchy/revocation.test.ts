@@ -9,7 +9,6 @@
 import test from 'ava';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +19,7 @@ import { type RunningGateway, startGateway } from '../../src/server/gateway.js';
 import { SHARED_REDIS_URL, captureLogger, deleteKeys, eventually } from '../cache/helpers.js';
 import { type RunResult, run } from '../helpers/cli.js';
 import { assertReason, issuedCert } from '../helpers/est.js';
-import { basic, httpsRequest } from '../helpers/http.js';
+import { basic, httpPlain, httpsRequest } from '../helpers/http.js';
 import { makeCsr } from '../helpers/pki.js';
 import { type Layer, type ShippedHierarchy, post, startShippedHierarchy } from './shipped.js';
 
@@ -111,14 +110,6 @@ const renewAt = async (layer: Layer, d: Device, o: { cert?: string } = {}) =>
     key: d.keyPem,
   });
 
-const httpGet = (port: number, path: string) =>
-  new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
-    }).on('error', reject).end();
-  });
 
 test.serial('a device enrolled through two RAs and revoked at the top is refused at the bottom within one CRL refresh, which serves the new CRL', async (t) => {
   revokedDevice = await enrollDevice(t, 'device-r');
@@ -143,7 +134,7 @@ test.serial('a device enrolled through two RAs and revoked at the top is refused
   const https = await httpsRequest(`${origin(h.bottom.gw)}/crl/${entry.name}.crl`, { ca: h.rootPem });
   t.is(https.status, 200);
   t.is(https.headers['content-type'], 'application/pkix-crl');
-  const plain = await httpGet(h.bottom.gw.crlPort!, `/crl/${entry.name}.crl`);
+  const plain = await httpPlain(h.bottom.gw.crlPort!, `/crl/${entry.name}.crl`);
   t.true(plain.body.equals(https.body));
   const crl = parseCrl(https.body);
   t.is(Number(crl.number), entry.number);

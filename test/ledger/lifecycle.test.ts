@@ -4,7 +4,6 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { toPem } from '../../src/est/base64.js';
 import { LmdbLedgerStore } from '../../src/ledger/lmdb-store.js';
@@ -12,7 +11,7 @@ import { OID } from '../../src/est/oids.js';
 import { type RunResult, openssl, run, scratchDir } from '../helpers/cli.js';
 import { assertReason, enroll, issuedCert } from '../helpers/est.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
-import { httpsRequest } from '../helpers/http.js';
+import { httpPlain, httpsRequest } from '../helpers/http.js';
 import { makeCsr } from '../helpers/pki.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -49,14 +48,6 @@ async function enrolled(t: Parameters<typeof issuedCert>[0], cn: string, label?:
 const reenroll = async (cn: string, key: Awaited<ReturnType<typeof makeCsr>>['key'], tls: { cert: string; key: string }, o: { headers?: Record<string, string>; label?: string } = {}) =>
   enroll(gw, (await makeCsr(cn, { key })).b64, { op: 'simplereenroll', auth: null, ...tls, ...o });
 
-const httpGet = (port: number, path: string) =>
-  new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
-    }).on('error', reject).end();
-  });
 
 test('enroll → certs list/show → renew → revoke: renewal and authentication refused with the reason, CRL names it, openssl verify -crl_check rejects', async (t) => {
   const first = await enrolled(t, 'plc-17');
@@ -114,7 +105,7 @@ test('enroll → certs list/show → renew → revoke: renewal and authenticatio
   const https = await httpsRequest(`https://127.0.0.1:${gw.port}/crl/root.crl`, { ca: gw.caPem });
   t.is(https.status, 200);
   t.is(https.headers['content-type'], 'application/pkix-crl');
-  const plain = await httpGet(gw.gateway.crlPort!, '/crl/root.crl');
+  const plain = await httpPlain(gw.gateway.crlPort!, '/crl/root.crl');
   t.is(plain.status, 200);
   t.is(plain.type, 'application/pkix-crl');
   t.true(plain.body.equals(https.body));

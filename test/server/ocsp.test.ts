@@ -6,7 +6,6 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import * as pkijs from 'pkijs';
 import { toPem } from '../../src/est/base64.js';
@@ -15,7 +14,7 @@ import { buildCertId, buildOcspRequest, parseOcspResponse } from '../../src/est/
 import { run, scratchDir } from '../helpers/cli.js';
 import { enroll, issuedCert } from '../helpers/est.js';
 import { type TestGateway, startTestGateway } from '../helpers/gateway.js';
-import { httpsRequest } from '../helpers/http.js';
+import { httpPlain, httpsRequest } from '../helpers/http.js';
 import { makeCsr } from '../helpers/pki.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -50,15 +49,7 @@ async function opensslOcsp(certFile: string, extra: string[] = []) {
   return { ok: r.code === 0, out: r.stdout.toString() + r.stderr };
 }
 
-const httpPlain = (method: string, path: string, body?: Buffer, type = 'application/ocsp-request') =>
-  new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: gw.gateway.crlPort!, path, method, agent: false, headers: body ? { 'Content-Type': type, 'Content-Length': body.length } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject).end(body);
-  });
+const ocspPlain = (method: string, path: string, body?: Buffer, type = 'application/ocsp-request') => httpPlain(gw.gateway.crlPort!, path, { method, ...(body ? { body, type } : {}) });
 
 const certIdFor = (cert: X509Certificate, hash: 'sha1' | 'sha256' = 'sha1') => {
   const root = parseCertificate(rootDer);
@@ -118,7 +109,7 @@ test('GET /ocsp/BASE64 (RFC 6960 A.1, URL-encoded or base64url) answers like POS
   const dev = await device(t, 'ocsp-plc-3');
   const reqDer = buildOcspRequest([certIdFor(dev.cert)]);
   for (const path of [`/ocsp/${encodeURIComponent(reqDer.toString('base64'))}`, `/ocsp/${reqDer.toString('base64url')}`]) {
-    const res = await httpPlain('GET', path);
+    const res = await ocspPlain('GET', path);
     t.is(res.status, 200, path);
     t.is(res.type, 'application/ocsp-response');
     const parsed = parseOcspResponse(res.body);
@@ -136,12 +127,12 @@ test('GET /ocsp/BASE64 (RFC 6960 A.1, URL-encoded or base64url) answers like POS
 test('malformed requests: malformedRequest as an OCSP answer; wrong type, oversize body and other methods get a short text reason', async (t) => {
   const bad = [Buffer.from('not DER at all'), Buffer.from([0x30, 0x03, 0x30, 0x01, 0x30]), buildOcspRequest([]), Buffer.alloc(0)];
   for (const body of bad) {
-    const res = await httpPlain('POST', '/ocsp', body);
+    const res = await ocspPlain('POST', '/ocsp', body);
     t.is(res.status, 200);
     t.is(res.type, 'application/ocsp-response');
     t.deepEqual(res.body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]), 'malformedRequest');
   }
-  t.deepEqual((await httpPlain('GET', '/ocsp/%%%not-base64')).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]));
+  t.deepEqual((await ocspPlain('GET', '/ocsp/%%%not-base64')).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]));
   // the HTTPS listener answers the same way
   const tls = await httpsRequest(`https://127.0.0.1:${gw.port}/ocsp`, { ca: gw.caPem, method: 'POST', body: Buffer.from('garbage'), headers: { 'Content-Type': 'application/ocsp-request' } });
   t.is(tls.status, 200);
@@ -150,19 +141,19 @@ test('malformed requests: malformedRequest as an OCSP answer; wrong type, oversi
   // more CertIDs than one request may carry
   const dev = await device(t, 'ocsp-plc-4');
   const many = buildOcspRequest(Array.from({ length: 9 }, () => certIdFor(dev.cert)));
-  t.deepEqual((await httpPlain('POST', '/ocsp', many)).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]));
+  t.deepEqual((await ocspPlain('POST', '/ocsp', many)).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]));
   // a CA this layer does not hold: unauthorized
   const other = parseCertificate(gw.gateway.pki.tls.certDer);
   const stranger = buildOcspRequest([buildCertId('sha1', other.subjectDer, other.spki, Buffer.from([1]))]);
-  t.deepEqual((await httpPlain('POST', '/ocsp', stranger)).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]), 'unauthorized');
+  t.deepEqual((await ocspPlain('POST', '/ocsp', stranger)).body, Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]), 'unauthorized');
 
-  const wrongType = await httpPlain('POST', '/ocsp', buildOcspRequest([certIdFor(dev.cert)]), 'application/octet-stream');
+  const wrongType = await ocspPlain('POST', '/ocsp', buildOcspRequest([certIdFor(dev.cert)]), 'application/octet-stream');
   t.is(wrongType.status, 415);
   t.regex(wrongType.type, /^text\/plain/);
-  const big = await httpPlain('POST', '/ocsp', Buffer.alloc(5000, 0x30));
+  const big = await ocspPlain('POST', '/ocsp', Buffer.alloc(5000, 0x30));
   t.is(big.status, 413);
   t.regex(big.body.toString(), /at most 4096 bytes/);
-  const put = await httpPlain('PUT', '/ocsp', Buffer.from([0x30, 0x00]));
+  const put = await ocspPlain('PUT', '/ocsp', Buffer.from([0x30, 0x00]));
   t.is(put.status, 405);
   t.notRegex(put.body.toString(), /at \w+ \(/, 'no stack');
   // the gateway still answers
