@@ -30,6 +30,8 @@ const POLL_MS = 50;
 
 export class CaChainService {
   private readonly sources = new Map<string, ChainSource>();
+  /** What messages and logs call a key: the label, where the key also names where its chain comes from. */
+  private readonly names = new Map<string, string>();
   /** One fetch per label at a time in this process; every caller shares its outcome. */
   private readonly inflight = new Map<string, Promise<CachedChain>>();
   /** Labels whose last fetch failed, and when: for the back-off and to log an outage once. */
@@ -52,8 +54,14 @@ export class CaChainService {
     this.what = opts.what ?? 'CA chain';
   }
 
-  register(label: string, fetch: ChainSource): void {
+  /** `label` is the cache key; `name`, what messages call it (default: the key). */
+  register(label: string, fetch: ChainSource, name = label): void {
     this.sources.set(label, fetch);
+    this.names.set(label, name);
+  }
+
+  private nameOf(label: string): string {
+    return this.names.get(label) ?? label;
   }
 
   async get(label: string): Promise<Buffer[]> {
@@ -68,7 +76,8 @@ export class CaChainService {
       return (await this.refresh(label, source, cached)).certs;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new EstError('unavailable', `${this.what === 'CA chain' ? `CA chain for label "${label}"` : `${this.what} of ${label}`} ${this.what === 'CA chain' ? 'is' : 'are'} unavailable: ${reason}`, { retryAfter: 30, cause: err });
+      const name = this.nameOf(label);
+      throw new EstError('unavailable', `${this.what === 'CA chain' ? `CA chain for label "${name}"` : `${this.what} of ${name}`} ${this.what === 'CA chain' ? 'is' : 'are'} unavailable: ${reason}`, { retryAfter: 30, cause: err });
     }
   }
 
@@ -131,10 +140,10 @@ export class CaChainService {
       if (certs.length === 0 && !this.opts.allowEmpty) throw new Error('the source returned an empty chain');
       const chain = { certs, fetchedAt: this.now() };
       await this.cache.set(label, chain, this.opts.maxStaleMs);
-      if (this.failedAt.delete(label)) this.logger.info({ label }, `fetching the ${this.what} works again`);
+      if (this.failedAt.delete(label)) this.logger.info({ label: this.nameOf(label) }, `fetching the ${this.what} works again`);
       return chain;
     } catch (err) {
-      if (!this.failedAt.has(label)) this.logger.warn({ label, err }, `cannot fetch the ${this.what}; serving the cached one, if any, until it is maxStaleMs old`);
+      if (!this.failedAt.has(label)) this.logger.warn({ label: this.nameOf(label), err }, `cannot fetch the ${this.what}; serving the cached one, if any, until it is maxStaleMs old`);
       this.failedAt.set(label, this.now());
       throw err;
     }

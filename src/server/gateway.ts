@@ -1,11 +1,13 @@
 // One gateway process: labels wired to issuers, the Koa app on an HTTPS server.
+import { createHash } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
 import { PasswordVerifier } from '../auth/password.js';
 import { CaChainService, createCaChainCache } from '../cache/index.js';
-import type { Config } from '../config/schema.js';
+import type { Config, LabelConfig } from '../config/schema.js';
+import type { CaMaterial } from '../pki/ca.js';
 import { fromPemAll, toPem } from '../est/base64.js';
 import { FallbackIssuer } from '../issuer/fallback-issuer.js';
 import { ForwardIssuer } from '../issuer/forward-issuer.js';
@@ -127,16 +129,17 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
   const redisUrl = cfg.redis.url;
   const cache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, logger, ...(redisUrl ? { redisUrl } : {}) });
   const chainServices: CaChainService[] = [];
-  const serviceFor = new Map<string, CaChainService>();
+  const serviceFor = new Map<string, { svc: CaChainService; key: string }>();
   for (const label of labels.values()) {
     const up = label.cfg.mode === 'forward' ? label.cfg.upstream! : undefined;
     const opts = up
       ? { refreshAfterMs: up.cacerts_refresh * 1000, maxStaleMs: up.cacerts_max_stale * 1000, lockTtlMs: (up.connect_timeout + up.timeout) * 1000 }
       : { refreshAfterMs: LOCAL_CHAIN_REFRESH_MS, maxStaleMs: 24 * LOCAL_CHAIN_REFRESH_MS };
     const svc = new CaChainService(cache, { ...opts, logger });
-    svc.register(label.name, () => labels.get(label.name)!.issuer.caCerts());
+    const key = chainCacheKey(label.name, label.cfg, pki.cas.get(label.cfg.ca));
+    svc.register(key, () => labels.get(label.name)!.issuer.caCerts(), label.name);
     chainServices.push(svc);
-    serviceFor.set(label.name, svc);
+    serviceFor.set(label.name, { svc, key });
   }
   // the parent's CRLs, per distinct parent, in their own Redis namespace
   const crlCache = createCaChainCache({ keyPrefix: cfg.redis.key_prefix, namespace: 'crls', logger, ...(redisUrl ? { redisUrl } : {}) });
@@ -167,7 +170,8 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
 
   const caChain = async (label: Label): Promise<Buffer[]> => {
     try {
-      return await serviceFor.get(label.name)!.get(label.name);
+      const { svc, key } = serviceFor.get(label.name)!;
+      return await svc.get(key);
     } catch (e) {
       // cold start while islanded: our own sub-CA chain still leads to the root
       if (label.issuer instanceof FallbackIssuer) return label.issuer.localChain();
@@ -337,7 +341,10 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
       } catch (err) {
         logger.error({ err }, 're-signing the CRLs after a reload failed');
       }
-      for (const name of labels.keys()) await serviceFor.get(name)!.refreshNow(name).catch(() => undefined);
+      for (const name of labels.keys()) {
+        const { svc, key } = serviceFor.get(name)!;
+        await svc.refreshNow(key).catch(() => undefined);
+      }
       await refreshForwardedTrust(labels, caChain);
       // the TLS certificate too: one from a replaced sub-CA would expire with it
       tlsOptions = { ...tlsOptions, cert: next.tls.certChainPem, key: next.tls.keyPem };
@@ -477,6 +484,16 @@ async function parentEndpoints(cfg: Config): Promise<ParentEndpoint[]> {
  * the parent's CA chain joins its anchors and issuing CAs. Returns whether
  * anything changed.
  */
+/**
+ * A label's key in the shared cache: its name and where its chain comes from
+ * (the parent's URL, or the local CA's subject), so that layers sharing one
+ * Redis and key_prefix never serve each other's chains under one label name.
+ */
+export function chainCacheKey(name: string, lc: Pick<LabelConfig, 'mode' | 'ca'> & { upstream?: { url: string } | undefined }, ca?: CaMaterial): string {
+  const source = lc.mode === 'forward' && lc.upstream ? `forward ${lc.upstream.url}` : `issue ${ca?.fields.subjectDer.toString('hex') ?? lc.ca}`;
+  return `${name}:${createHash('sha256').update(source).digest('hex').slice(0, 16)}`;
+}
+
 async function refreshForwardedTrust(labels: Map<string, Label>, caChain: (l: Label) => Promise<Buffer[]>): Promise<boolean> {
   let changed = false;
   const forwarded = [...labels.values()].filter((l) => l.cfg.mode === 'forward');

@@ -9,6 +9,7 @@ import { DEV_AUTH, estUrl } from '../helpers/est.js';
 import { httpsRequest } from '../helpers/http.js';
 import { makeCsr } from '../helpers/pki.js';
 import { caCertsPem, startHierarchy } from './helpers.js';
+import { chainCacheKey } from '../../src/server/gateway.js';
 
 test('killing and restarting the middle layer\'s Redis under enroll + cacerts traffic fails no request and loses nothing', async (t) => {
   const port = await freePort();
@@ -24,7 +25,8 @@ test('killing and restarting the middle layer\'s Redis under enroll + cacerts tr
   const direct = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 100 });
   direct.on('error', () => {});
   t.teardown(() => direct.disconnect());
-  const chainKey = `${prefix}cacerts:default`;
+  // the middle's: it forwards default to the top
+  const chainKey = `${prefix}cacerts:${chainCacheKey('default', h.middles[0]!.config.labels.default!)}`;
   const topChain = (await caCertsPem(h.top, h.rootPem)).certs.map((c) => c.raw.toString('base64'));
   t.deepEqual((JSON.parse((await direct.get(chainKey)) ?? '{}') as { certs?: string[] }).certs, topChain, 'shared before the outage');
 

@@ -13,6 +13,7 @@ import { parseCertificate } from '../../src/est/certificate.js';
 import { buildName } from '../../src/est/name.js';
 import { NETSCAPE_COMMENT } from '../../src/issuer/local-issuer.js';
 import { generateKey } from '../../src/pki/keys.js';
+import { chainCacheKey } from '../../src/server/gateway.js';
 import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../cache/helpers.js';
 import { certText, opensslCsr, opensslCsrForKey, run } from '../helpers/cli.js';
 import { DEV_AUTH, assertReason, estUrl, issuedCert } from '../helpers/est.js';
@@ -61,7 +62,7 @@ test.serial('replica B serves the chain replica A fetched, through Redis: one /c
   t.deepEqual(fromA.certs.map((c) => c.subject), ['O=EST Test\nCN=top issuing CA', 'O=EST Test\nCN=hierarchy root']);
   const redis = new Redis(SHARED_REDIS_URL);
   t.teardown(() => redis.quit());
-  t.truthy(await redis.get(`${prefix}cacerts:default`), 'the chain is in the shared Redis');
+  t.truthy(await redis.get(`${prefix}cacerts:${chainCacheKey('default', a!.config.labels.default!)}`), 'the chain is in the shared Redis');
   t.is(topCacertsFetches(), 1, 'A fetched once while starting; B and the bottom never reached the top');
   // replica B's audit: it answered /cacerts itself, from the shared cache
   t.true(b!.audit().some((l) => l.op === 'cacerts' && l.status === 200));
