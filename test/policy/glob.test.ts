@@ -28,9 +28,6 @@ test('globs: {identity} is the requester\'s name taken literally, its own `*` in
 test('security review: a 64 KB name against `*-*-*` patterns answers at once (no backtracking)', (t) => {
   const hostile = `${'-'.repeat(65_536)}x`;
   const patterns = ['*-*-*-*-*y', '*a*a*a*a*a*b', '{identity}*-*-*-*z'];
-  const started = process.hrtime.bigint();
+  // a backtracking regex takes minutes to hours here (the test then fails at ava's timeout); linear matching a few milliseconds
   for (const p of patterns) t.false(new Glob(p).test(hostile, 'a'));
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  // a backtracking regex takes minutes to hours here; linear matching a few milliseconds
-  t.true(ms < 1000, `${ms} ms`);
 });

@@ -140,8 +140,9 @@ for (const c of libest) {
     t.is(c.headers.connection, 'close');
     const x: WireExchange = await wireExchange(gw.port, c.raw, { until: 'close', timeoutMs: 8000 });
     t.true(x.serverClosed, 'the server closed the connection');
-    t.true(x.ms < 5000, `closed after ${x.ms} ms`);
     t.is(x.responses.length, 1, `one response, got:\n${x.raw.toString('latin1').slice(0, 2000)}`);
+    // it closes because the client asked, and says so: not because a keep-alive timer ran out
+    t.is(x.responses[0]!.headers.connection, 'close');
     t.is(x.raw.indexOf('HTTP/1.', 1), -1, 'no second status line');
     const r = x.responses[0]!;
     statusOk(t, r, e);
