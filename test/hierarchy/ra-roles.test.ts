@@ -74,7 +74,9 @@ test('an RA with a foreign, EKU-less certificate, declared by name, relays a ren
   const renewed = issuedCert(t, await renewal(undefined, { headers: clientCert() }));
   t.regex(renewed.subject, /CN=dev-1/);
   // the tests of this file run at once: find this renewal's own line by its serial
-  const line = middle.audit().find((l) => String(l.serial ?? '').toUpperCase() === renewed.serialNumber.replace(/^0+/, ''));
+  // compared without leading zeros on both sides: a serial whose first nibble is 0 is printed either way
+  const bare = (hex: string) => hex.toUpperCase().replace(/^0+/, '');
+  const line = middle.audit().find((l) => bare(String(l.serial ?? '')) === bare(renewed.serialNumber));
   t.is(line?.identity, 'cert:ra/bottom-ra');
   t.true(line?.reenroll === 'renew' || line?.reenroll === 'rekey');
 });
