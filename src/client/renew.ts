@@ -10,6 +10,7 @@ import type { Logger } from '../util/log.js';
 import { isSelfSigned } from './chain.js';
 import { type CsrSource, type EnrollResult, EstClient, type EstClientOptions } from '../transport/est-client.js';
 import { type LoadedPair, isValidAt, parsePair, readPairFiles } from './pair.js';
+import { normalSerial } from './revocation.js';
 import type { CertSpec, RenewMethod } from './spec.js';
 import type { PairStore } from './store.js';
 import { ensureTrust } from './trust.js';
@@ -85,8 +86,20 @@ export class RevokedByServer extends EstError {
   }
 }
 
-/** A 403 for the certificate being renewed whose reason says it is revoked (what est-gateway answers). */
-const saysRevoked = (e: unknown): e is EstError => isEstError(e, 'forbidden') && /\brevoked\b/i.test(e.message);
+/**
+ * A 403 whose reason says that this certificate, or a CA of its own chain, is
+ * revoked, as est-gateway words it: "the certificate being renewed (serial X)
+ * was revoked …", "the client certificate's issuing CA "…" (serial Y) was
+ * revoked …". Another certificate's revocation on the way (a layer's RA
+ * certificate, upstream) is the layer's problem: a failure to retry, never a
+ * reason to stop renewing.
+ */
+function saysRevoked(e: unknown, serialHex: string): e is EstError {
+  if (!isEstError(e, 'forbidden')) return false;
+  const own = /\bthe (?:client certificate|certificate being renewed) \(serial ([0-9a-f]+)\) was revoked\b/i.exec(e.message);
+  if (own) return normalSerial(own[1]!) === normalSerial(serialHex);
+  return /\bthe (?:client certificate|certificate being renewed)'s issuing CA\b.*\bwas revoked\b/i.test(e.message);
+}
 
 export interface RenewOutcome {
   verified: VerifiedIssued;
@@ -201,7 +214,7 @@ export async function renewOnce(spec: CertSpec, store: PairStore, deps: RenewDep
         state.pendingKey = key;
         await store.writePendingKey(privateKeyPem(key));
       }
-      if (rung.credential === 'current' && saysRevoked(e)) throw new RevokedByServer(e);
+      if (rung.credential === 'current' && current && saysRevoked(e, current.leaf.serial.toString('hex'))) throw new RevokedByServer(e);
       const authRefused = isEstError(e, 'unauthorized') || isEstError(e, 'forbidden');
       if (authRefused && i + 1 < rungs.length) {
         log.warn({ cert: spec.name, credential: rung.credential, err: (e as Error).message }, 'refused; trying the next credential');

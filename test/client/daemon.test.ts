@@ -223,6 +223,32 @@ test('the ladder: expired identity is skipped, refusal moves to the next credent
   t.deepEqual(c.est.calls.slice(-2).map((x) => [x.op, x.tlsCn]), [['simplereenroll', 'device-1'], ['simpleenroll', 'boot']]);
 });
 
+test('a 403 about another certificate being revoked (the layer\'s RA, upstream) is a failure to retry, never "this certificate is revoked"; a 403 naming this one is', async (t) => {
+  const c = t.context as Ctx;
+  const s = spec(c, { threshold: '50%', retry: '4%' });
+  const d = daemon(c, [s]);
+  await d.runOnce();
+  // what a bottom layer passes down while its own RA certificate is revoked at the middle
+  c.est.refuseWith.set('simplereenroll:device-1', 'the RA certificate (serial 0a1b2c3d) was revoked on 2026-11-30T12:00:00.000Z: privilegeWithdrawn');
+  await d.start();
+  await c.clock.advanceTo(d.nextWake()!, settle(d));
+  const n = c.est.calls.length;
+  const again = d.nextWake();
+  if (again === undefined || !Number.isFinite(again)) {
+    await d.stop();
+    return t.fail('renewal stopped: the RA\'s revocation was taken for this certificate\'s');
+  }
+  await c.clock.advanceTo(again, settle(d));
+  t.true(c.est.calls.length > n, 'and retried');
+  t.falsy((await readStatus(join(c.dir, 'status.json'))).certs[0]!.stopped);
+  // the same server naming this certificate (the one on disk now): renewal stops (reenroll_revoked is off)
+  const serial = (await leaf(s)).x.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '');
+  c.est.refuseWith.set('simplereenroll:device-1', `the certificate being renewed (serial ${serial}) was revoked on 2026-11-30T12:00:00.000Z: keyCompromise`);
+  await c.clock.advanceTo(d.nextWake()!, settle(d));
+  t.truthy((await readStatus(join(c.dir, 'status.json'))).certs[0]!.stopped);
+  await d.stop();
+});
+
 test('rotate_key = false keeps the key across renewals; true makes a new one', async (t) => {
   const c = t.context as Ctx;
   for (const rotateKey of [false, true]) {

@@ -54,6 +54,8 @@ export class FakeEst {
   down = false;
   pending = 0;
   refuse: Set<string> = new Set(); // "op:cn" pairs refused with 403
+  /** "op:cn" pairs refused with 403 and this reason (what a gateway says), instead of the generic one. */
+  refuseWith: Map<string, string> = new Map();
   days = 10;
   /** Replaces what would be issued (verification tests). */
   tamper: ((csrDer: Buffer) => Buffer) | undefined;
@@ -88,6 +90,8 @@ export class FakeEst {
     if (op === 'simplereenroll' && !certValid) throw new EstError('forbidden', 'simplereenroll: server answered 403 Forbidden: no valid client certificate');
     if (!certValid && !basic) throw new EstError('unauthorized', `${op}: server answered 401 Unauthorized`);
     if (this.refuse.has(`${op}:${tlsCn ?? ''}`)) throw new EstError('forbidden', `${op}: server answered 403 Forbidden: refused for ${tlsCn}`);
+    const reason = this.refuseWith.get(`${op}:${tlsCn ?? ''}`);
+    if (reason) throw new EstError('forbidden', `${op}: server answered 403 Forbidden: ${reason}`);
     const cert = this.tamper ? this.tamper(der) : issueForCsr(this.ca, der, { days: this.days, now });
     return { certificate: cert, extra: [] };
   }
