@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import { encodeCrlIndex } from '../est/crl-index.js';
 import { type OcspResponder, answerOcsp } from './ocsp.js';
 import type { ServedCrls } from './served-crls.js';
-import { PLAIN_TEXT, listenPlainHttp } from '../util/metrics-server.js';
+import { PLAIN_TEXT, type PlainHttpLimits, listenPlainHttp } from '../util/metrics-server.js';
 import type { Logger } from '../util/log.js';
 
 export const CRL_TYPE = 'application/pkix-crl';
@@ -49,7 +49,7 @@ export function answerCrl(crls: ServedCrls | undefined, path: string, logger: Lo
 }
 
 /** Plain HTTP for relying parties: the CRLs, and OCSP (/ocsp) when the layer answers it. */
-export function serveCrls(hostPort: string, crls: ServedCrls, logger: Logger, ocsp?: OcspResponder): Promise<Server> {
+export function serveCrls(hostPort: string, crls: ServedCrls, logger: Logger, limits: PlainHttpLimits, ocsp?: OcspResponder): Promise<Server> {
   return listenPlainHttp(hostPort, (req, res) => {
     const send = (a: { status: number; type: string; body: Buffer | string; headers?: Record<string, string> }) =>
       res.writeHead(a.status, { ...a.headers, 'Content-Type': a.type, 'Content-Length': Buffer.byteLength(a.body) }).end(req.method === 'HEAD' ? undefined : a.body);
@@ -66,5 +66,5 @@ export function serveCrls(hostPort: string, crls: ServedCrls, logger: Logger, oc
       logger.error({ err }, 'answering on crl_listen failed');
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': PLAIN_TEXT }).end('internal error\n');
     });
-  });
+  }, limits);
 }

@@ -291,7 +291,12 @@ export async function startGateway(cfg: Config, opts: GatewayOptions = {}): Prom
     });
   });
   const actual = (server.address() as AddressInfo).port;
-  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger, ocsp).catch(async (e: unknown) => {
+  const crlServer = cfg.server.crl_listen ? await serveCrls(cfg.server.crl_listen, servedCrls, logger, {
+    maxPerAddress: cfg.server.max_connections_per_address,
+    headersTimeoutMs: cfg.server.headers_timeout * 1000,
+    requestTimeoutMs: cfg.server.request_timeout * 1000,
+    keepAliveTimeoutMs: cfg.server.keep_alive_timeout * 1000,
+  }, ocsp).catch(async (e: unknown) => {
     await new Promise((r) => server.close(r));
     throw e;
   }) : undefined;

@@ -144,3 +144,20 @@ test.serial('past max_handshakes unfinished handshakes new connections are refus
   t.is(many.length, 6);
   t.true((await refusedTotal(gw, 'handshakes')) >= 1);
 });
+
+test.serial('attacker: the plain-HTTP crl_listen holds no more than max_connections_per_address from one address, and closes a silent connection at headers_timeout', async (t) => {
+  const gw = await startTestGateway({ server: { crl_listen: '127.0.0.1:0', max_connections_per_address: 3, headers_timeout: 1 } });
+  t.teardown(closeSoon(gw));
+  const port = gw.gateway.crlPort!;
+  const held = await Promise.all(Array.from({ length: 3 }, () => rawClient(port)));
+  const extra = await rawClient(port);
+  t.true(await eventually(() => extra.serverClosed, 5000), 'the fourth from one address is refused');
+  t.false(held.some((c) => c.serverClosed), 'the first three are still open');
+  // another address is served meanwhile
+  const other = await rawClient(port, { localAddress: '127.0.0.2', send: 'GET /crl/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' });
+  t.true(await eventually(() => Buffer.concat(other.received).toString().startsWith('HTTP/1.1 200'), 5000));
+  // the silent ones are closed by headers_timeout, long before Node's own 60 s, and free their slots
+  t.true(await eventually(() => held.every((c) => c.serverClosed), 10_000), 'silent connections closed by the server');
+  const again = await rawClient(port, { send: 'GET /crl/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' });
+  t.true(await eventually(() => Buffer.concat(again.received).toString().startsWith('HTTP/1.1 200'), 5000));
+});
