@@ -21,7 +21,7 @@ import type { LoadedPair } from './pair.js';
 import { type ClientFactory, type RenewState, RevokedByServer, defaultClientFactory, readCurrentPair, renewOnce } from './renew.js';
 import { type Validity, nextAfterSuccess, renewalTime, retryDelay } from './schedule.js';
 import type { CertSpec, ClientConfig } from './spec.js';
-import { type CertStatus, type StatusDoc, writeStatus } from './status.js';
+import { type CertStatus, type StatusDoc, readStatus, writeStatus } from './status.js';
 import { PairStore } from './store.js';
 
 export interface Clock {
@@ -144,6 +144,8 @@ export class ClientDaemon {
   /** Reads what is on disk and computes each certificate's next renewal. */
   async init(): Promise<void> {
     const old = new Map(this.jobs.map((j) => [j.spec.name, j]));
+    // a new process: since when a request still held (its key kept on disk) has waited, from the last status file
+    const before = old.size ? undefined : await readStatus(this.cfg.statusFile).catch(() => undefined);
     this.jobs = ordered(this.cfg.certs).map((spec) => {
       // what was learnt about a certificate survives a reload; where it lives and how it is renewed come from the new spec
       const prev = old.get(spec.name);
@@ -157,6 +159,8 @@ export class ClientDaemon {
     });
     for (const j of this.jobs) {
       await j.store.cleanup();
+      const waited = before?.certs.find((c) => c.name === j.spec.name)?.pendingSince;
+      if (waited && (await j.store.readPendingKey()) !== undefined) j.pendingSince = Date.parse(waited);
       const pair = await readCurrentPair(j.store, j.spec.name, this.log);
       this.noteCurrent(j, pair);
       j.nextAt = j.validity ? renewalTime(j.validity, j.spec.policy, this.rng) : this.clock.now();

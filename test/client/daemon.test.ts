@@ -296,8 +296,13 @@ test('202 pending survives a restart: the new process resends the held request w
   const held = join(c.dir, '.device.cert.pem.d', 'pending-key.pem');
   t.is((await stat(held)).mode & 0o777, 0o600);
 
+  const since = (await readStatus(join(c.dir, 'status.json'))).certs[0]!.pendingSince;
+  t.truthy(since);
+  c.clock.t += 60_000;
+
   const second = daemon(c, [s]); // a new process: nothing in memory
   await second.start();
+  t.is((await readStatus(join(c.dir, 'status.json'))).certs[0]!.pendingSince, since, 'still waiting since the first request, not since the restart');
   await c.clock.advanceTo(c.clock.now() + 300_000, settle(second));
   t.is(c.est.calls.length, 2);
   t.true(c.est.calls[0]!.csr.spki.equals(c.est.calls[1]!.csr.spki), 'the same key, so the approval holds');
