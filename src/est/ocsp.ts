@@ -207,15 +207,16 @@ function encodeStatus(s: SingleStatus): Buffer {
 }
 
 export interface ResponseSigner {
-  /** The CA certificate (DER) that signs: its key hash is the responderID, and it rides along in certs. */
+  /** The CA certificate (DER) that signs: it rides along in certs. */
   certDer: Buffer;
+  /** Its SubjectPublicKeyInfo, as the caller already read it: the key hash is the responderID. */
+  spki: Buffer;
   key: KeyObject;
 }
 
 /** A successful OCSPResponse: a BasicOCSPResponse signed by the CA itself (RFC 6960 §4.2.2.2), responderID byKey. */
 export function buildOcspResponse(signer: ResponseSigner, producedAt: Date, responses: SingleResponse[], nonce?: Buffer): Buffer {
-  const ca = parseCertificate(signer.certDer);
-  const keyHash = createHash('sha1').update(publicKeyBits(ca.spki)).digest();
+  const keyHash = createHash('sha1').update(publicKeyBits(signer.spki)).digest();
   const alg = signatureAlgorithmFor(signer.key);
   const tbs = seq(
     ctx(2, true, octetString(keyHash)),

@@ -11,9 +11,9 @@
 // in memory until their nextUpdate, at most CACHE_MAX_MS.
 import { EstError } from '../errors.js';
 import { type OcspRequest, certIdNamesIssuer, ocspErrorResponse, parseOcspResponse, signedByCa } from '../est/ocsp.js';
-import { parseCertificate } from '../est/certificate.js';
 import type { Logger } from '../util/log.js';
 import type { OcspUpstream } from './ocsp.js';
+import { caFields } from './revocation.js';
 import type { ResourceClient } from './upstream-crls.js';
 
 /** Relays waiting on parents at once, per layer. */
@@ -50,13 +50,9 @@ export class OcspRelay implements OcspUpstream {
     let route: { parent: OcspParent; ca: Buffer } | undefined;
     for (const parent of this.o.parents) {
       const ca = parent.knownCas().find((c) => {
-        let f: ReturnType<typeof parseCertificate>;
-        try {
-          f = parseCertificate(c);
-        } catch {
-          return false; // an anchor from [upstream] trust our reader does not take names no CA here
-        }
-        return req.certIds.every((id) => certIdNamesIssuer(id, f.subjectDer, f.spki));
+        // read once per certificate, not per request; an anchor from [upstream] trust our reader does not take names no CA here
+        const f = caFields(c);
+        return f !== undefined && req.certIds.every((id) => certIdNamesIssuer(id, f.subjectDer, f.spki));
       });
       if (ca) {
         route = { parent, ca };

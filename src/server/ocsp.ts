@@ -119,7 +119,7 @@ export class OcspResponder {
           : { status: 'good' };
       return { certId: id.der, cert, thisUpdate, nextUpdate };
     });
-    return buildOcspResponse({ certDer: ca.certDer, key: ca.key }, thisUpdate, responses, req.nonce);
+    return buildOcspResponse({ certDer: ca.certDer, spki: ca.fields.spki, key: ca.key }, thisUpdate, responses, req.nonce);
   }
 }
 

@@ -50,8 +50,8 @@ const MAX_DEPTH = 8;
 const STALE_RETRY_AFTER_S = 60;
 
 const fieldsMemo = new WeakMap<Buffer, CertFields | null>();
-/** Our codec's reading of a CA certificate, once per Buffer (label anchors are long-lived). */
-function caFields(der: Buffer): CertFields | undefined {
+/** Our codec's reading of a CA certificate, once per Buffer (label anchors are long-lived); undefined when it does not read. */
+export function caFields(der: Buffer): CertFields | undefined {
   let f = fieldsMemo.get(der);
   if (f === undefined) {
     try {

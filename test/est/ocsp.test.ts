@@ -60,7 +60,7 @@ test('our responses read the same in pkijs: good / revoked with time and reason 
     const at = new Date(Date.UTC(2026, 10, 30, 12));
     const revokedAt = new Date(Date.UTC(2026, 10, 29, 8, 30));
     const nonce = Buffer.from('0123456789abcdef');
-    const der = buildOcspResponse({ certDer: ca.certDer, key: ca.key }, at, [
+    const der = buildOcspResponse({ certDer: ca.certDer, spki: ca.fields.spki, key: ca.key }, at, [
       { certId: ids[0]!, cert: { status: 'good' }, thisUpdate: at, nextUpdate: new Date(at.getTime() + 3600_000) },
       { certId: ids[1]!, cert: { status: 'revoked', revokedAt, reason: 'keyCompromise' }, thisUpdate: at, nextUpdate: new Date(at.getTime() + 3600_000) },
       { certId: ids[2]!, cert: { status: 'unknown' }, thisUpdate: at, nextUpdate: new Date(Date.UTC(2055, 0, 1)) },

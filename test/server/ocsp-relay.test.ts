@@ -36,7 +36,7 @@ const ask = (ids: Buffer[], nonce?: Buffer) => {
 };
 const signed = (by: CaMaterial, ids: Buffer[], o: { status?: SingleStatus; nonce?: Buffer; nextInMs?: number } = {}) => {
   const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-  return buildOcspResponse({ certDer: by.certDer, key: by.key }, now, ids.map((id) => ({ certId: id, cert: o.status ?? { status: 'good' }, thisUpdate: now, nextUpdate: new Date(now.getTime() + (o.nextInMs ?? HOUR)) })), o.nonce);
+  return buildOcspResponse({ certDer: by.certDer, spki: by.fields.spki, key: by.key }, now, ids.map((id) => ({ certId: id, cert: o.status ?? { status: 'good' }, thisUpdate: now, nextUpdate: new Date(now.getTime() + (o.nextInMs ?? HOUR)) })), o.nonce);
 };
 
 /** A parent whose /ocsp/ answer the test sets, counting what it was asked. */
