@@ -7,11 +7,11 @@
 import { request } from 'node:https';
 import { EstError } from '../errors.js';
 import { fromPemAll, toPem } from '../est/base64.js';
-import { parseCertificate } from '../est/certificate.js';
+import { type CertFields, parseCertificate } from '../est/certificate.js';
 import { type CrlRevoked, type ParsedCrl, crlSignatureProblem, parseCrl, serialKey } from '../est/crl.js';
 import { type CrlIndexEntry, crlIndexEntry, parseCrlIndex } from '../est/crl-index.js';
 import { formatName } from '../est/name.js';
-import { keyIdentifier } from '../est/spki.js';
+import { caKeyIdentifier } from '../est/spki.js';
 import { buildChain, isSelfSigned } from './chain.js';
 import { X509Certificate } from 'node:crypto';
 import type { CertSpec } from './spec.js';
@@ -26,10 +26,7 @@ export interface ClientCrl extends ParsedCrl {
 export const normalSerial = (hex: string): string => hex.toLowerCase().replace(/^(00)+(?=.)/, '');
 
 /** The CA's key identifier as our gateways name it in GET /crl/: subjectKeyIdentifier, or the SHA-1 of the key. */
-function caKeyId(caDer: Buffer): string {
-  const f = parseCertificate(caDer);
-  return (f.subjectKeyId ?? keyIdentifier(f.spki)).toString('hex');
-}
+const caKeyId = (f: CertFields): string => caKeyIdentifier(f).toString('hex');
 
 export type RevocationReport =
   | { state: 'revoked'; checkedAt: string; serial: string; subject: string; revokedAt: string; reason: string; crl: string; crlNumber: number }
@@ -134,7 +131,7 @@ export class CrlRound {
     const ca = parseCertificate(caDer);
     const issuer = formatName(ca.subject);
     try {
-      const keyId = caKeyId(caDer);
+      const keyId = caKeyId(ca);
       const candidates = (await this.index(t)).filter((e) => e.issuer === issuer && e.keyId === keyId).sort((a, b) => b.number - a.number);
       const entry = candidates[0];
       if (!entry) return { ok: false, why: `the gateway lists no CRL of "${issuer}"` };

@@ -78,6 +78,9 @@ export function keyIdentifier(spki: Uint8Array): Buffer {
   return createHash('sha1').update(content(spki, key).subarray(1)).digest();
 }
 
+/** A CA's key as the certificates and CRLs it signs name it (authorityKeyIdentifier): its subjectKeyIdentifier, else method 1. */
+export const caKeyIdentifier = (ca: { subjectKeyId?: Buffer | undefined; spki: Uint8Array }): Buffer => ca.subjectKeyId ?? keyIdentifier(ca.spki);
+
 export const describeKey = (k: KeyInfo): string => (k.type === 'rsa' ? `RSA-${k.bits}` : k.type.toUpperCase());
 
 /**

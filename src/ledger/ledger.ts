@@ -9,7 +9,7 @@ import { EstError } from '../errors.js';
 import type { CrlIndexEntry } from '../est/crl-index.js';
 import { parseCertificate } from '../est/certificate.js';
 import { type Rdns, formatName, parseGeneralNames, parseNameDer } from '../est/name.js';
-import { type KeyInfo, describeKey, describeSpki, keyIdentifier } from '../est/spki.js';
+import { caKeyIdentifier, describeKey, describeSpki, type KeyInfo } from '../est/spki.js';
 import { OID } from '../est/oids.js';
 import { issuedBy } from '../pki/issued-by.js';
 import type { CaMaterial } from '../pki/ca.js';
@@ -67,7 +67,7 @@ export interface LedgerOptions {
 export const SETUP_IDENTITY = 'setup';
 
 const wholeSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString();
-const keyIdOf = (ca: CaMaterial) => (ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)).toString('hex');
+const keyIdOf = (ca: CaMaterial) => caKeyIdentifier(ca.fields).toString('hex');
 /** A CA's name and key identifier as records carry them, worked out once per CA rather than per certificate. */
 const caIds = new WeakMap<CaMaterial, { issuer: string; keyId: string }>();
 function idsOf(ca: CaMaterial): { issuer: string; keyId: string } {

@@ -6,7 +6,7 @@ import { bitString, ctx, oid, seq, smallInteger, tlv, time, unsignedInteger } fr
 import { encodeAuthorityKeyIdentifier, extension } from '../est/extensions.js';
 import { OID } from '../est/oids.js';
 import { signatureAlgorithmFor } from '../est/signature.js';
-import { keyIdentifier } from '../est/spki.js';
+import { caKeyIdentifier } from '../est/spki.js';
 import type { CaMaterial } from './ca.js';
 
 /** RFC 5280 §5.3.1 CRLReason; 7 is unused, removeFromCRL (8) and aACompromise (10) do not apply here. */
@@ -57,7 +57,7 @@ export function buildCrl(ca: CaMaterial, c: CrlContents): Buffer {
     // §5.1.2.6: absent, not empty, when nothing is revoked
     ...(revoked.length ? [seq(...revoked)] : []),
     ctx(0, true, seq(
-      extension(OID.authorityKeyIdentifier, false, encodeAuthorityKeyIdentifier(ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki))),
+      extension(OID.authorityKeyIdentifier, false, encodeAuthorityKeyIdentifier(caKeyIdentifier(ca.fields))),
       extension(OID.cRLNumber, false, smallInteger(c.number)),
     )),
   );

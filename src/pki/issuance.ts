@@ -11,7 +11,7 @@ import {
 } from '../est/extensions.js';
 import { OID } from '../est/oids.js';
 import { signatureAlgorithmFor } from '../est/signature.js';
-import { type KeyInfo, keyIdentifier } from '../est/spki.js';
+import { caKeyIdentifier, keyIdentifier, type KeyInfo } from '../est/spki.js';
 import type { CaMaterial } from './ca.js';
 
 export interface IssueRequest {
@@ -108,7 +108,7 @@ export class Signer {
     this.digest = alg.digest;
     this.sigAlgDer = alg.der;
     this.issuerDer = ca.fields.subjectDer;
-    this.akiExt = extension(OID.authorityKeyIdentifier, false, encodeAuthorityKeyIdentifier(ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)));
+    this.akiExt = extension(OID.authorityKeyIdentifier, false, encodeAuthorityKeyIdentifier(caKeyIdentifier(ca.fields)));
   }
 
   prepare(req: IssueRequest, now: Date = new Date()): PreparedCertificate {

@@ -10,7 +10,7 @@ import {
   type CertId, OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, type OcspRequest, type SingleResponse, buildOcspResponse, certIdNamesIssuer,
   ocspErrorResponse, parseOcspRequest,
 } from '../est/ocsp.js';
-import { keyIdentifier } from '../est/spki.js';
+import { caKeyIdentifier } from '../est/spki.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { CaMaterial } from '../pki/ca.js';
 import type { Logger } from '../util/log.js';
@@ -42,7 +42,7 @@ export interface OcspResponderOptions {
   now?: () => number;
 }
 
-const keyIdHex = (ca: CaMaterial) => (ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.spki)).toString('hex');
+const keyIdHex = (ca: CaMaterial) => caKeyIdentifier(ca.fields).toString('hex');
 
 export class OcspResponder {
   /** Token bucket of signatures: full at start, refilled at ratePerSecond. */
